@@ -1,0 +1,5 @@
+//! Builders: their metadata, their base images, and their images.
+
+pub mod meta;
+
+pub use meta::{BuilderMeta, DebianRecipe};

@@ -1,0 +1,14 @@
+//! Runs build-pipeline builders locally, exactly as the platform would.
+//!
+//! See ARCHITECTURE.md at the repository root for the map of modules.
+
+pub mod builder;
+pub mod datum;
+pub mod error;
+pub mod output;
+pub mod source;
+pub mod spec;
+pub mod staging;
+pub mod yaml;
+
+pub use error::{Error, Result};

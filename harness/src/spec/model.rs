@@ -1,0 +1,118 @@
+//! The data model of a pipeline spec: the subset of the platform's spec that
+//! build pipelines use. Fields we do not model land in `unknown` maps so that
+//! a real spec with extra fields still loads (they are kept out of the way).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Any field of the spec that we do not model.
+pub type Unknown = BTreeMap<String, serde_json::Value>;
+
+/// A whole pipeline spec (`pipeline.json` or `pipeline.yaml`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PipelineSpec {
+    #[serde(default)]
+    pub pipeline: Option<PipelineName>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub transform: Transform,
+    #[serde(default)]
+    pub input: Option<Input>,
+    #[serde(default)]
+    pub spout: Option<serde_json::Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+/// `pipeline: { name }`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PipelineName {
+    #[serde(default)]
+    pub name: String,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+/// `transform`: what runs, in which image, with which environment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Transform {
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub stdin: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub build: Option<Build>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+/// `transform.build`: where the source is and which builder turns it into a pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Build {
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+/// One node of the input tree. Exactly one of the fields is set in a valid spec.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    #[serde(default)]
+    pub pfs: Option<PfsInput>,
+    #[serde(default)]
+    pub cross: Option<Vec<Input>>,
+    #[serde(default)]
+    pub union: Option<Vec<Input>>,
+    #[serde(default)]
+    pub cron: Option<CronInput>,
+    #[serde(default)]
+    pub join: Option<Vec<Input>>,
+    #[serde(default)]
+    pub group: Option<Vec<Input>>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+/// `input.pfs`: a repo (a folder of files locally) split into datums by a glob.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PfsInput {
+    #[serde(default)]
+    pub repo: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub glob: String,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl PfsInput {
+    /// The input's name: its `name`, else its repo (the platform's rule).
+    pub fn input_name(&self) -> &str {
+        self.name.as_deref().filter(|n| !n.is_empty()).unwrap_or(&self.repo)
+    }
+}
+
+/// `input.cron`: a tick input. Locally it is one datum holding one tick file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CronInput {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub spec: String,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
