@@ -128,7 +128,12 @@ mod tests {
 
     #[test]
     fn invalid_names_file_field_and_fix() {
-        let e = Error::invalid("a/pipeline.json", "transform.build", "is empty", "add `language`");
+        let e = Error::invalid(
+            "a/pipeline.json",
+            "transform.build",
+            "is empty",
+            "add `language`",
+        );
         let text = e.to_string();
         assert!(text.contains("a/pipeline.json"), "{text}");
         assert!(text.contains("`transform.build`"), "{text}");

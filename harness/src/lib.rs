@@ -4,11 +4,13 @@
 
 pub mod builder;
 pub mod datum;
+pub mod engine;
 pub mod error;
 pub mod output;
 pub mod source;
 pub mod spec;
 pub mod staging;
+pub mod trust;
 pub mod yaml;
 
 pub use error::{Error, Result};

@@ -37,7 +37,10 @@ pub fn from_json_str<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T> 
 /// Reads and parses a file as JSON when it ends in `.json`, else as YAML.
 pub fn read_document<T: DeserializeOwned>(file: &Path) -> Result<T> {
     let text = std::fs::read_to_string(file).with_path("cannot read", file)?;
-    if file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+    if file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
         from_json_str(&text, file)
     } else {
         from_yaml_str(&text, file)

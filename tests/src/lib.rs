@@ -1,1 +1,93 @@
-//! End-to-end tests live in `tests/tests/`.
+//! Shared helpers for the end-to-end tests in `tests/tests/`.
+//!
+//! These tests need a real Docker engine. When none answers they fail with a
+//! message that says so; they never skip silently.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use harness::engine::{Engine, RunId};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A connected engine, or a panic that names what is missing and how to fix it.
+pub async fn require_engine() -> Engine {
+    match Engine::connect().await {
+        Ok(engine) => engine,
+        Err(e) => panic!(
+            "this end-to-end test needs a Docker engine and none is reachable:\n{e}\n\
+             (CI starts one in .ci/run; locally start dockerd or set DOCKER_HOST)"
+        ),
+    }
+}
+
+/// The `xtask` binary, built once if `cargo test` did not build it already.
+pub fn xtask_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "-p", "xtask"])
+                .current_dir(repo_root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building xtask failed");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| repo_root().join("target"));
+            target.join("debug").join("xtask")
+        })
+        .clone()
+}
+
+/// A command running `cargo xtask` (the built binary), from the repo root.
+pub fn xtask() -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::new(xtask_binary());
+    command
+        .current_dir(repo_root())
+        .env_remove("PACHBUILD_ROOT");
+    command.timeout(std::time::Duration::from_secs(1500));
+    command
+}
+
+/// Runs `body` with a fresh run id, then removes whatever that run made on
+/// the engine, also when `body` panics; the panic is then passed on.
+pub async fn with_cleanup<F, Fut>(body: F)
+where
+    F: FnOnce(Engine, RunId) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let engine = require_engine().await;
+    let run = RunId::new();
+    let outcome = tokio::spawn(body(engine.clone(), run.clone())).await;
+    let cleaned = engine.clean_up_run(&run).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+    cleaned.expect("clean-up after the test");
+}
+
+/// Removes an image when dropped, also when the test panics.
+pub struct ImageGuard(pub String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let image = self.0.clone();
+        // A thread of its own: drop may run inside a test's runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+            runtime.block_on(async {
+                if let Ok(engine) = Engine::connect().await {
+                    let _ = engine.remove_image(&image).await;
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -1,1 +1,82 @@
-fn main() {}
+//! `cargo xtask`: the command line over the `harness` library.
+//!
+//! Each sub-command lives in `commands/`; this file parses arguments, sets up
+//! the run (its id, the repository root), maps errors to exit codes, and
+//! cleans up what the run made on the engine when it is interrupted.
+
+mod cli;
+mod commands;
+mod context;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use harness::error::exit;
+
+use crate::cli::Cli;
+use crate::context::Context;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILED as u8);
+        }
+    };
+    let code = runtime.block_on(run(cli));
+    ExitCode::from(code as u8)
+}
+
+async fn run(cli: Cli) -> i32 {
+    let context = match Context::new(&cli.global) {
+        Ok(c) => c,
+        Err(e) => return report(&e),
+    };
+    let run_id = context.run.clone();
+    let keep = cli.keeps_objects();
+    tokio::select! {
+        result = commands::dispatch(cli.command, &context) => match result {
+            Ok(code) => code,
+            Err(e) => report(&e),
+        },
+        signal = interrupted() => {
+            // The command's future has been dropped by now: its temporary
+            // folders are gone. Remove what it made on the engine too.
+            eprintln!("\ninterrupted ({signal}); cleaning up");
+            if !keep {
+                if let Ok(engine) = harness::engine::Engine::connect().await {
+                    if let Err(e) = engine.clean_up_run(&run_id).await {
+                        eprintln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean` to finish it");
+                    }
+                }
+            }
+            130
+        }
+    }
+}
+
+fn report(e: &harness::Error) -> i32 {
+    eprintln!("error: {e}");
+    e.exit_code()
+}
+
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}

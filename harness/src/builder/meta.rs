@@ -136,7 +136,11 @@ impl BuilderMeta {
         }
         let upstream = &self.base.upstream;
         if upstream.is_empty() {
-            bad("base.upstream", "is empty".into(), "name a pinned upstream image, e.g. `debian:bookworm-slim`");
+            bad(
+                "base.upstream",
+                "is empty".into(),
+                "name a pinned upstream image, e.g. `debian:bookworm-slim`",
+            );
         } else if image_tag(upstream).is_none_or(|t| t == "latest") {
             bad(
                 "base.upstream",
@@ -146,15 +150,30 @@ impl BuilderMeta {
         }
         let recipe = &self.base.debian;
         if recipe.suite.is_empty() || !is_tag(&recipe.suite) {
-            bad("base.debian.suite", format!("{:?} is not a Debian suite name", recipe.suite), "use a suite such as `bookworm`");
+            bad(
+                "base.debian.suite",
+                format!("{:?} is not a Debian suite name", recipe.suite),
+                "use a suite such as `bookworm`",
+            );
         }
-        if !matches!(recipe.variant.as_str(), "minbase" | "buildd" | "essential" | "apt" | "required" | "important" | "standard") {
-            bad("base.debian.variant", format!("{:?} is not an mmdebstrap variant", recipe.variant), "use `minbase` (the default)");
+        if !matches!(
+            recipe.variant.as_str(),
+            "minbase" | "buildd" | "essential" | "apt" | "required" | "important" | "standard"
+        ) {
+            bad(
+                "base.debian.variant",
+                format!("{:?} is not an mmdebstrap variant", recipe.variant),
+                "use `minbase` (the default)",
+            );
         }
         for (i, check) in self.checks.files.iter().enumerate() {
             if let Some(mode) = &check.mode {
                 if u32::from_str_radix(mode, 8).is_err() {
-                    bad(&format!("checks.files[{i}].mode"), format!("{mode:?} is not an octal mode"), "write it as e.g. \"0755\"");
+                    bad(
+                        &format!("checks.files[{i}].mode"),
+                        format!("{mode:?} is not an octal mode"),
+                        "write it as e.g. \"0755\"",
+                    );
                 }
             }
         }
@@ -212,7 +231,9 @@ pub fn is_image_name_component(name: &str) -> bool {
     let bytes = name.as_bytes();
     !name.is_empty()
         && name.len() <= 128
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(b))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(b))
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
 }
@@ -220,7 +241,9 @@ pub fn is_image_name_component(name: &str) -> bool {
 fn is_tag(tag: &str) -> bool {
     !tag.is_empty()
         && tag.len() <= 128
-        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// The tag of an image reference, if it has one (a digest counts as pinned).
@@ -268,14 +291,21 @@ checks:
         assert_eq!(meta.base.debian.variant, "minbase");
         assert_eq!(meta.checks.files[0].mode.as_deref(), Some("0755"));
         assert!(meta.problems(Path::new("builder.yaml")).is_empty());
-        assert_eq!(meta.base_image("pachbuild"), "pachbuild/base-python:bookworm");
-        assert_eq!(meta.builder_image("pachbuild"), "pachbuild/python-build:0.1.0");
+        assert_eq!(
+            meta.base_image("pachbuild"),
+            "pachbuild/base-python:bookworm"
+        );
+        assert_eq!(
+            meta.builder_image("pachbuild"),
+            "pachbuild/python-build:0.1.0"
+        );
     }
 
     #[test]
     fn unknown_field_is_an_error_naming_it() {
         let text = SAMPLE.replace("description:", "descripton:");
-        let err = crate::yaml::from_yaml_str::<BuilderMeta>(&text, Path::new("b/builder.yaml")).unwrap_err();
+        let err = crate::yaml::from_yaml_str::<BuilderMeta>(&text, Path::new("b/builder.yaml"))
+            .unwrap_err();
         assert!(err.to_string().contains("descripton"), "{err}");
         assert!(err.to_string().starts_with("b/builder.yaml:"), "{err}");
     }
@@ -295,7 +325,15 @@ checks:
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(fields, ["language", "version", "base.upstream", "base.debian.variant"]);
+        assert_eq!(
+            fields,
+            [
+                "language",
+                "version",
+                "base.upstream",
+                "base.debian.variant"
+            ]
+        );
     }
 
     #[test]

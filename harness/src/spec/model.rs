@@ -102,7 +102,10 @@ pub struct PfsInput {
 impl PfsInput {
     /// The input's name: its `name`, else its repo (the platform's rule).
     pub fn input_name(&self) -> &str {
-        self.name.as_deref().filter(|n| !n.is_empty()).unwrap_or(&self.repo)
+        self.name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.repo)
     }
 }
 

@@ -1,0 +1,306 @@
+//! Base images: reuse a local one whose recipe hash matches, else pull the
+//! upstream image when a registry answers, else make one from Debian
+//! packages with `mmdebstrap` and import it through the engine.
+
+use std::fmt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::builder::meta::BuilderMeta;
+use crate::engine::{Engine, Labels, RunId};
+use crate::error::{Error, IoContext, Result};
+
+/// Label holding the Debian recipe's hash on a base made from it.
+pub const LABEL_RECIPE_HASH: &str = "io.pachbuild.recipe-hash";
+/// Label naming where a base came from (`debian` or `upstream`); also set on
+/// every builder image built on it.
+pub const LABEL_BASE_SOURCE: &str = "io.pachbuild.base-source";
+/// Label naming the base image a builder image was built on.
+pub const LABEL_BASE_IMAGE: &str = "io.pachbuild.base-image";
+
+/// How long a pull may take before we fall back to the Debian recipe.
+const PULL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which source `--base-from` forces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseFrom {
+    Upstream,
+    Debian,
+}
+
+/// Where a provided base came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseSource {
+    Upstream,
+    Debian,
+}
+
+impl fmt::Display for BaseSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BaseSource::Upstream => "upstream",
+            BaseSource::Debian => "debian",
+        })
+    }
+}
+
+/// A base image ready to build on.
+#[derive(Debug, Clone)]
+pub struct Base {
+    /// The reference to pass as `BASE_IMAGE`.
+    pub image: String,
+    pub id: String,
+    pub source: BaseSource,
+    /// True when an existing image was reused rather than pulled or made.
+    pub reused: bool,
+}
+
+impl fmt::Display for Base {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = if self.reused { "reused" } else { "made" };
+        write!(
+            f,
+            "{} ({} base, {how}, {})",
+            self.image,
+            self.source,
+            short_id(&self.id)
+        )
+    }
+}
+
+/// Options for [`provide`].
+#[derive(Debug, Clone)]
+pub struct BaseOptions {
+    /// Image name prefix, e.g. `pachbuild`.
+    pub prefix: String,
+    pub force: Option<BaseFrom>,
+    /// Debian mirror for mmdebstrap.
+    pub mirror: String,
+    /// The run that makes the base (recorded as a label).
+    pub run: RunId,
+    /// Mark a base made here as made only for this run (tests), so that the
+    /// run's clean-up removes it.
+    pub ephemeral: bool,
+}
+
+impl Default for BaseOptions {
+    fn default() -> Self {
+        BaseOptions {
+            prefix: "pachbuild".into(),
+            force: None,
+            mirror: "http://deb.debian.org/debian".into(),
+            run: RunId::new(),
+            ephemeral: false,
+        }
+    }
+}
+
+/// Provides the base of a builder, in the order the design gives.
+/// `log` receives progress lines.
+pub async fn provide(
+    engine: &Engine,
+    meta: &BuilderMeta,
+    options: &BaseOptions,
+    log: &mut (dyn FnMut(&str) + Send),
+) -> Result<Base> {
+    let recipe_image = meta.base_image(&options.prefix);
+    let hash = meta.base.debian.hash();
+
+    if options.force != Some(BaseFrom::Upstream) {
+        if let Some(found) = engine.image(&recipe_image).await? {
+            if found.labels.get(LABEL_RECIPE_HASH) == Some(&hash) {
+                return Ok(Base {
+                    image: recipe_image,
+                    id: found.id,
+                    source: BaseSource::Debian,
+                    reused: true,
+                });
+            }
+            log(&format!(
+                "{recipe_image} exists but was made from another recipe; remaking it"
+            ));
+        }
+    }
+
+    if options.force != Some(BaseFrom::Debian) {
+        let upstream = &meta.base.upstream;
+        if let Some(found) = engine.image(upstream).await? {
+            return Ok(Base {
+                image: upstream.clone(),
+                id: found.id,
+                source: BaseSource::Upstream,
+                reused: true,
+            });
+        }
+        log(&format!("pulling {upstream}"));
+        match engine.pull(upstream, PULL_TIMEOUT).await {
+            Ok(()) => {
+                let id = engine
+                    .image(upstream)
+                    .await?
+                    .map(|i| i.id)
+                    .unwrap_or_default();
+                return Ok(Base {
+                    image: upstream.clone(),
+                    id,
+                    source: BaseSource::Upstream,
+                    reused: false,
+                });
+            }
+            Err(e) if options.force == Some(BaseFrom::Upstream) => return Err(e),
+            Err(e) => log(&format!(
+                "no registry: {e}; making the base from Debian packages instead"
+            )),
+        }
+    }
+
+    let id = make_debian_base(engine, meta, &recipe_image, options, log).await?;
+    Ok(Base {
+        image: recipe_image,
+        id,
+        source: BaseSource::Debian,
+        reused: false,
+    })
+}
+
+/// Runs mmdebstrap into a temporary folder and imports the tarball.
+async fn make_debian_base(
+    engine: &Engine,
+    meta: &BuilderMeta,
+    image: &str,
+    options: &BaseOptions,
+    log: &mut (dyn FnMut(&str) + Send),
+) -> Result<String> {
+    let recipe = &meta.base.debian;
+    let mmdebstrap = which("mmdebstrap").ok_or_else(|| {
+        Error::Failed(format!(
+            "cannot make {image}: `mmdebstrap` is not installed and no registry gave {}\n  fix: `sudo apt-get install mmdebstrap`, or pass --base-from upstream on a machine that reaches a registry",
+            meta.base.upstream
+        ))
+    })?;
+    // mmdebstrap's own scratch folders go inside ours, so an interrupted run
+    // leaves nothing in /tmp.
+    let scratch = tempfile::Builder::new()
+        .prefix("pachbuild-base-")
+        .tempdir()
+        .map_err(|e| {
+            Error::io(
+                "cannot create a temporary folder in",
+                std::env::temp_dir(),
+                e,
+            )
+        })?;
+    let tarball = scratch.path().join("rootfs.tar");
+    let mut command = tokio::process::Command::new(mmdebstrap);
+    command
+        .arg(format!("--variant={}", recipe.variant))
+        .arg("--format=tar")
+        .arg("--quiet")
+        // Documentation and translations are dead weight in an image.
+        .arg("--dpkgopt=path-exclude=/usr/share/doc/*")
+        .arg("--dpkgopt=path-exclude=/usr/share/man/*")
+        .arg("--dpkgopt=path-exclude=/usr/share/locale/*")
+        .arg("--dpkgopt=path-include=/usr/share/doc/*/copyright");
+    if !recipe.packages.is_empty() {
+        command.arg(format!("--include={}", recipe.packages.join(",")));
+    }
+    for step in &recipe.setup {
+        command.arg(format!(
+            "--customize-hook=chroot \"$1\" sh -ec {}",
+            shell_quote(step)
+        ));
+    }
+    command
+        .arg(&recipe.suite)
+        .arg(&tarball)
+        .arg(&options.mirror)
+        .env("TMPDIR", scratch.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    log(&format!(
+        "making {image} from Debian {} ({} packages) with mmdebstrap",
+        recipe.suite,
+        recipe.packages.len()
+    ));
+    let mut child = command.spawn().with_path("cannot run", "mmdebstrap")?;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut tail: Vec<String> = Vec::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tail.push(line);
+        if tail.len() > 30 {
+            tail.remove(0);
+        }
+    }
+    let status = child
+        .wait()
+        .await
+        .with_path("cannot wait for", "mmdebstrap")?;
+    if !status.success() {
+        return Err(Error::Failed(format!(
+            "mmdebstrap failed to make {image} ({status}); its last lines:\n{}",
+            tail.iter()
+                .map(|l| format!("  {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )));
+    }
+    let rootfs = std::fs::read(&tarball).with_path("cannot read", &tarball)?;
+    log(&format!(
+        "importing {} MB as {image}",
+        rootfs.len() / 1_000_000
+    ));
+    let mut labels = Labels::for_run(&options.run, "base")
+        .with(LABEL_RECIPE_HASH, &recipe.hash())
+        .with(LABEL_BASE_SOURCE, "debian")
+        .with("io.pachbuild.debian-suite", &recipe.suite)
+        .with(
+            "org.opencontainers.image.title",
+            &format!("pachbuild base for {}", meta.language),
+        );
+    if options.ephemeral {
+        labels = labels.ephemeral();
+    }
+    let env: Vec<(String, String)> = recipe
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    engine.import_rootfs(rootfs, image, &labels, &env).await
+}
+
+/// The path of an executable on `PATH`.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_single_quotes() {
+        assert_eq!(shell_quote("echo 'a'"), r"'echo '\''a'\'''");
+    }
+
+    #[test]
+    fn short_ids() {
+        assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
+    }
+}
