@@ -1,1 +1,676 @@
-//! (being written)
+//! Output trees: what datums leave in `/pfs/out`, how they merge into the
+//! pipeline's output, and how an output compares with a fixture's `expected/`.
+//!
+//! Paths are relative (`a/b.txt`, no leading `/`). The platform keeps no
+//! mode bits and no empty folders, so comparisons look at files only.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+
+/// A file tree in memory, keyed by relative path.
+pub type Tree = BTreeMap<PathBuf, Entry>;
+
+/// One entry of a [`Tree`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Dir,
+    File { contents: Vec<u8>, executable: bool },
+    Symlink(PathBuf),
+}
+
+impl Entry {
+    /// A regular, non-executable file.
+    pub fn file(contents: impl Into<Vec<u8>>) -> Self {
+        Entry::File {
+            contents: contents.into(),
+            executable: false,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Entry::Dir => "a folder",
+            Entry::File { .. } => "a file",
+            Entry::Symlink(_) => "a symlink",
+        }
+    }
+}
+
+/// The merged output of all datums, with what a user should know about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Merged {
+    pub tree: Tree,
+    pub warnings: Vec<String>,
+}
+
+/// Checks that `path` is a plain relative path (no `..`, no root, not
+/// empty), so that writing it cannot escape the destination.
+pub fn check_relative(path: &Path) -> Result<()> {
+    let mut any = false;
+    for c in path.components() {
+        match c {
+            Component::Normal(_) => any = true,
+            _ => {
+                return Err(Error::Failed(format!(
+                    "refusing path `{}`: only plain relative paths are allowed (no `..`, `.` or leading `/`)",
+                    path.display()
+                )))
+            }
+        }
+    }
+    if any {
+        Ok(())
+    } else {
+        Err(Error::Failed("refusing an empty path".into()))
+    }
+}
+
+/// Adds a `Dir` entry for every parent of every entry, so that a clash
+/// between a file and a folder always shows up at one path.
+pub fn with_parents(tree: Tree) -> Result<Tree> {
+    let mut out = Tree::new();
+    for (path, entry) in tree {
+        for parent in path.ancestors().skip(1) {
+            if parent.as_os_str().is_empty() {
+                break;
+            }
+            match out.get(parent) {
+                None => {
+                    out.insert(parent.to_path_buf(), Entry::Dir);
+                }
+                Some(Entry::Dir) => {}
+                Some(other) => {
+                    return Err(Error::Failed(format!(
+                        "`{}` is {} but `{}` is beneath it",
+                        parent.display(),
+                        other.kind(),
+                        path.display()
+                    )))
+                }
+            }
+        }
+        match (out.get(&path), &entry) {
+            (Some(Entry::Dir), Entry::Dir) => {}
+            (Some(Entry::Dir), other) => {
+                return Err(Error::Failed(format!(
+                    "`{}` is {} but also has entries beneath it",
+                    path.display(),
+                    other.kind()
+                )))
+            }
+            _ => {
+                out.insert(path, entry);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Merges the outputs of datums, given in datum order with a label each.
+///
+/// Two datums writing the same file get the files appended in the order
+/// given, with a warning naming the datums (the platform appends them in no
+/// particular order); `strict` makes that an error. A file and a folder at
+/// one path, or a clash involving a symlink, is always an error.
+pub fn merge(outputs: Vec<(String, Tree)>, strict: bool) -> Result<Merged> {
+    let mut tree = Tree::new();
+    // The datums that wrote each path, in order; two or more means a clash.
+    let mut writers: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+
+    for (label, datum_tree) in outputs {
+        let datum_tree = with_parents(datum_tree)
+            .map_err(|e| Error::Failed(format!("output of datum {label}: {e}")))?;
+        for (path, entry) in datum_tree {
+            let first = || {
+                writers
+                    .get(&path)
+                    .and_then(|w| w.first())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            match (tree.get_mut(&path), entry) {
+                (None, entry) => {
+                    tree.insert(path.clone(), entry);
+                }
+                (Some(Entry::Dir), Entry::Dir) => continue,
+                (
+                    Some(Entry::File {
+                        contents,
+                        executable,
+                    }),
+                    Entry::File {
+                        contents: more,
+                        executable: more_exec,
+                    },
+                ) => {
+                    if strict {
+                        return Err(Error::Failed(format!(
+                            "datums {} and {label} both write output file `{}` (strict mode: \
+                             the platform would append them in no particular order)",
+                            first(),
+                            path.display()
+                        )));
+                    }
+                    contents.extend_from_slice(&more);
+                    *executable |= more_exec;
+                }
+                (Some(existing), entry) => {
+                    return Err(Error::Failed(format!(
+                    "datum {} writes `{}` as {} and datum {label} as {}; outputs cannot be merged",
+                    first(),
+                    path.display(),
+                    existing.kind(),
+                    entry.kind()
+                )))
+                }
+            }
+            writers.entry(path).or_default().push(label.clone());
+        }
+    }
+
+    let warnings = writers
+        .into_iter()
+        .filter(|(_, w)| w.len() > 1)
+        .map(|(path, w)| {
+            format!(
+                "output file `{}` is written by datums {}: appended in that order \
+                 (the platform appends in no particular order; --strict-outputs makes this an error)",
+                path.display(),
+                w.join(" and ")
+            )
+        })
+        .collect();
+    Ok(Merged { tree, warnings })
+}
+
+/// Writes `tree` under `dest` (created if needed). Refuses paths that could
+/// escape `dest`, including writing through a symlink.
+pub fn write_tree(tree: &Tree, dest: &Path) -> Result<()> {
+    for path in tree.keys() {
+        check_relative(path)?;
+    }
+    // A path beneath a symlink entry would be written wherever it points.
+    for (path, entry) in tree {
+        if let Entry::Symlink(_) = entry {
+            if let Some((inner, _)) = tree
+                .range(path.clone()..)
+                .skip(1)
+                .take_while(|(p, _)| p.starts_with(path))
+                .next()
+            {
+                return Err(Error::Failed(format!(
+                    "refusing `{}`: it is beneath the symlink `{}`",
+                    inner.display(),
+                    path.display()
+                )));
+            }
+        }
+    }
+    fs::create_dir_all(dest).with_path("create folder", dest)?;
+    // Symlinks last, so that nothing is written through one.
+    let (links, rest): (Vec<_>, Vec<_>) = tree
+        .iter()
+        .partition(|(_, e)| matches!(e, Entry::Symlink(_)));
+    for (path, entry) in rest.into_iter().chain(links) {
+        let target = dest.join(path);
+        ensure_no_symlink_parent(dest, path)?;
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).with_path("create folder", parent)?;
+        }
+        match entry {
+            Entry::Dir => {
+                fs::create_dir_all(&target).with_path("create folder", &target)?;
+            }
+            Entry::File {
+                contents,
+                executable,
+            } => {
+                remove_if_symlink(&target)?;
+                fs::write(&target, contents).with_path("write", &target)?;
+                set_mode(&target, if *executable { 0o755 } else { 0o644 })?;
+            }
+            Entry::Symlink(to) => {
+                remove_if_symlink(&target)?;
+                make_symlink(to, &target)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ensure_no_symlink_parent(dest: &Path, path: &Path) -> Result<()> {
+    let mut at = dest.to_path_buf();
+    let parents: Vec<_> = path.components().collect();
+    for c in parents.iter().take(parents.len().saturating_sub(1)) {
+        at.push(c);
+        if let Ok(m) = fs::symlink_metadata(&at) {
+            if m.file_type().is_symlink() {
+                return Err(Error::Failed(format!(
+                    "refusing to write `{}`: {} is a symlink",
+                    path.display(),
+                    at.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_if_symlink(path: &Path) -> Result<()> {
+    if let Ok(m) = fs::symlink_metadata(path) {
+        if m.file_type().is_symlink() {
+            fs::remove_file(path).with_path("remove", path)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).with_path("set mode of", path)
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn make_symlink(to: &Path, at: &Path) -> Result<()> {
+    std::os::unix::fs::symlink(to, at).with_path("create symlink", at)
+}
+
+#[cfg(not(unix))]
+fn make_symlink(_to: &Path, at: &Path) -> Result<()> {
+    Err(Error::Failed(format!(
+        "cannot create symlink {}: not supported on this system",
+        at.display()
+    )))
+}
+
+/// Reads the folder `dir` into a tree (not following symlinks). The folder
+/// itself is not an entry.
+pub fn read_tree(dir: &Path) -> Result<Tree> {
+    let mut tree = Tree::new();
+    let meta = fs::metadata(dir).with_path("read", dir)?;
+    if !meta.is_dir() {
+        return Err(Error::Failed(format!("{} is not a folder", dir.display())));
+    }
+    read_into(dir, Path::new(""), &mut tree)?;
+    Ok(tree)
+}
+
+fn read_into(dir: &Path, rel: &Path, tree: &mut Tree) -> Result<()> {
+    for entry in fs::read_dir(dir).with_path("read folder", dir)? {
+        let entry = entry.with_path("read folder", dir)?;
+        let path = entry.path();
+        let rel = rel.join(entry.file_name());
+        let meta = fs::symlink_metadata(&path).with_path("read", &path)?;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let to = fs::read_link(&path).with_path("read symlink", &path)?;
+            tree.insert(rel, Entry::Symlink(to));
+        } else if ft.is_dir() {
+            tree.insert(rel.clone(), Entry::Dir);
+            read_into(&path, &rel, tree)?;
+        } else if ft.is_file() {
+            let contents = fs::read(&path).with_path("read", &path)?;
+            tree.insert(
+                rel,
+                Entry::File {
+                    contents,
+                    executable: is_executable(&meta),
+                },
+            );
+        } else {
+            return Err(Error::Failed(format!(
+                "{}: not a file, folder or symlink (a socket, fifo or device cannot be output)",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_meta: &fs::Metadata) -> bool {
+    false
+}
+
+/// Lines of unified diff shown per file before cutting it short.
+const MAX_DIFF_LINES: usize = 200;
+
+/// Compares an output with what was expected. `None` when they hold the
+/// same files with the same bytes; otherwise a report listing missing and
+/// extra files and how each differing file differs. Folders and the
+/// executable bit are ignored: the platform keeps neither empty folders nor
+/// mode bits, so a fixture cannot rely on them.
+pub fn diff(expected: &Tree, actual: &Tree) -> Option<String> {
+    let files = |t: &Tree| -> BTreeMap<PathBuf, Entry> {
+        t.iter()
+            .filter(|(_, e)| !matches!(e, Entry::Dir))
+            .map(|(p, e)| (p.clone(), e.clone()))
+            .collect()
+    };
+    let expected = files(expected);
+    let actual = files(actual);
+
+    let missing: Vec<&PathBuf> = expected
+        .keys()
+        .filter(|p| !actual.contains_key(*p))
+        .collect();
+    let extra: Vec<&PathBuf> = actual
+        .keys()
+        .filter(|p| !expected.contains_key(*p))
+        .collect();
+    let mut report = String::new();
+    if !missing.is_empty() {
+        let _ = writeln!(report, "missing files (expected, not in the output):");
+        for p in &missing {
+            let _ = writeln!(report, "  {}", p.display());
+        }
+    }
+    if !extra.is_empty() {
+        let _ = writeln!(report, "extra files (in the output, not expected):");
+        for p in &extra {
+            let _ = writeln!(report, "  {}", p.display());
+        }
+    }
+    for (path, want) in &expected {
+        let Some(got) = actual.get(path) else {
+            continue;
+        };
+        if let Some(text) = diff_entry(path, want, got) {
+            report.push_str(&text);
+        }
+    }
+    if report.is_empty() {
+        None
+    } else {
+        Some(report.trim_end().to_string())
+    }
+}
+
+fn diff_entry(path: &Path, want: &Entry, got: &Entry) -> Option<String> {
+    let shown = path.display();
+    match (want, got) {
+        (Entry::File { contents: a, .. }, Entry::File { contents: b, .. }) => {
+            if a == b {
+                return None;
+            }
+            match (as_text(a), as_text(b)) {
+                (Some(a), Some(b)) => Some(text_diff(path, a, b)),
+                _ => Some(format!(
+                    "differs: {shown} (binary): expected {} bytes, got {} bytes; {}\n",
+                    a.len(),
+                    b.len(),
+                    first_difference(a, b)
+                )),
+            }
+        }
+        (Entry::Symlink(a), Entry::Symlink(b)) if a == b => None,
+        _ => Some(format!(
+            "differs: {shown}: expected {}, got {}\n",
+            describe(want),
+            describe(got)
+        )),
+    }
+}
+
+fn describe(e: &Entry) -> String {
+    match e {
+        Entry::Symlink(to) => format!("a symlink to `{}`", to.display()),
+        other => other.kind().to_string(),
+    }
+}
+
+fn as_text(bytes: &[u8]) -> Option<&str> {
+    if bytes.contains(&0) {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()
+}
+
+fn first_difference(a: &[u8], b: &[u8]) -> String {
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => format!(
+            "first difference at byte {i} (expected 0x{:02x}, got 0x{:02x})",
+            a[i], b[i]
+        ),
+        None if a.len() < b.len() => format!(
+            "the output has {} extra bytes after the expected {}",
+            b.len() - a.len(),
+            a.len()
+        ),
+        None => format!("the output stops after {} of {} bytes", b.len(), a.len()),
+    }
+}
+
+fn text_diff(path: &Path, a: &str, b: &str) -> String {
+    let shown = path.display().to_string();
+    let diff = similar::TextDiff::from_lines(a, b);
+    let body = diff
+        .unified_diff()
+        .context_radius(3)
+        .missing_newline_hint(true)
+        .header(&format!("expected/{shown}"), &format!("actual/{shown}"))
+        .to_string();
+    let lines: Vec<&str> = body.lines().collect();
+    let mut out = format!("differs: {shown}\n");
+    for line in lines.iter().take(MAX_DIFF_LINES) {
+        let _ = writeln!(out, "  {line}");
+    }
+    if lines.len() > MAX_DIFF_LINES {
+        let _ = writeln!(
+            out,
+            "  ... {} more diff lines",
+            lines.len() - MAX_DIFF_LINES
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(entries: &[(&str, Entry)]) -> Tree {
+        entries
+            .iter()
+            .map(|(p, e)| (PathBuf::from(p), e.clone()))
+            .collect()
+    }
+
+    fn contents(t: &Tree, p: &str) -> Vec<u8> {
+        match &t[Path::new(p)] {
+            Entry::File { contents, .. } => contents.clone(),
+            other => panic!("{p} is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn merge_unions_and_adds_parents() {
+        let m = merge(
+            vec![
+                ("d1".into(), tree(&[("a/x", Entry::file("1"))])),
+                (
+                    "d2".into(),
+                    tree(&[("a/y", Entry::file("2")), ("b", Entry::file("3"))]),
+                ),
+            ],
+            false,
+        )
+        .unwrap();
+        assert!(m.warnings.is_empty());
+        assert_eq!(
+            m.tree
+                .keys()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>(),
+            ["a", "a/x", "a/y", "b"]
+        );
+        assert_eq!(m.tree[Path::new("a")], Entry::Dir);
+    }
+
+    #[test]
+    fn merge_appends_same_file_in_order_and_warns() {
+        let outputs = vec![
+            ("d1".into(), tree(&[("n", Entry::file("one\n"))])),
+            ("d2".into(), tree(&[("n", Entry::file("two\n"))])),
+            ("d3".into(), tree(&[("n", Entry::file("three\n"))])),
+        ];
+        let m = merge(outputs.clone(), false).unwrap();
+        assert_eq!(contents(&m.tree, "n"), b"one\ntwo\nthree\n");
+        assert_eq!(m.warnings.len(), 1);
+        let w = &m.warnings[0];
+        assert!(
+            w.contains("`n`") && w.contains("d1") && w.contains("d2"),
+            "{w}"
+        );
+
+        let e = merge(outputs, true).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("d1") && text.contains("d2") && text.contains("`n`"),
+            "{text}"
+        );
+        assert_eq!(e.exit_code(), crate::error::exit::FAILED);
+    }
+
+    #[test]
+    fn merge_refuses_file_folder_clash() {
+        for strict in [false, true] {
+            let e = merge(
+                vec![
+                    ("d1".into(), tree(&[("a", Entry::file("x"))])),
+                    ("d2".into(), tree(&[("a/b", Entry::file("y"))])),
+                ],
+                strict,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("d1") && e.contains("d2") && e.contains("`a`"),
+                "{e}"
+            );
+        }
+        assert!(merge(
+            vec![
+                ("d1".into(), tree(&[("a", Entry::Symlink("x".into()))])),
+                ("d2".into(), tree(&[("a", Entry::file("y"))])),
+            ],
+            false
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn write_then_read_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = with_parents(tree(&[
+            ("a/b/c.txt", Entry::file("c")),
+            (
+                "run.sh",
+                Entry::File {
+                    contents: b"#!/bin/sh\n".to_vec(),
+                    executable: true,
+                },
+            ),
+            ("empty", Entry::Dir),
+            ("link", Entry::Symlink("a/b/c.txt".into())),
+        ]))
+        .unwrap();
+        write_tree(&t, dir.path()).unwrap();
+        let back = read_tree(dir.path()).unwrap();
+        if cfg!(unix) {
+            assert_eq!(back, t);
+        }
+    }
+
+    #[test]
+    fn write_refuses_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["../x", "/etc/x", "a/../../x", "./x", ""] {
+            let t = tree(&[(bad, Entry::file("x"))]);
+            assert!(write_tree(&t, &dir.path().join("d")).is_err(), "{bad}");
+        }
+        let t = tree(&[
+            ("l", Entry::Symlink("/tmp".into())),
+            ("l/x", Entry::file("x")),
+        ]);
+        assert!(write_tree(&t, &dir.path().join("e")).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_does_not_follow_existing_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let dest = dir.path().join("dest");
+        fs::create_dir(&dest).unwrap();
+        std::os::unix::fs::symlink(&outside, dest.join("l")).unwrap();
+        let t = tree(&[("l/x", Entry::file("x"))]);
+        assert!(write_tree(&t, &dest).is_err());
+        assert!(!outside.join("x").exists());
+    }
+
+    #[test]
+    fn diff_equal_ignores_dirs_and_modes() {
+        let a = tree(&[("d", Entry::Dir), ("d/x", Entry::file("1"))]);
+        let b = tree(&[(
+            "d/x",
+            Entry::File {
+                contents: b"1".to_vec(),
+                executable: true,
+            },
+        )]);
+        assert_eq!(diff(&a, &b), None);
+    }
+
+    #[test]
+    fn diff_reports_missing_extra_text_and_binary() {
+        let want = tree(&[
+            ("gone", Entry::file("g")),
+            ("t.txt", Entry::file("a\nb\nc\n")),
+            ("bin", Entry::file(vec![0u8, 1, 2, 3])),
+        ]);
+        let got = tree(&[
+            ("new", Entry::file("n")),
+            ("t.txt", Entry::file("a\nB\nc\n")),
+            ("bin", Entry::file(vec![0u8, 1, 9])),
+        ]);
+        let report = diff(&want, &got).unwrap();
+        assert!(
+            report.contains("missing files") && report.contains("  gone"),
+            "{report}"
+        );
+        assert!(
+            report.contains("extra files") && report.contains("  new"),
+            "{report}"
+        );
+        assert!(report.contains("-b") && report.contains("+B"), "{report}");
+        assert!(report.contains("expected/t.txt"), "{report}");
+        assert!(
+            report.contains("expected 4 bytes, got 3 bytes") && report.contains("byte 2"),
+            "{report}"
+        );
+        let prefix = diff(
+            &tree(&[("b", Entry::file(vec![0u8, 1]))]),
+            &tree(&[("b", Entry::file(vec![0u8, 1, 2]))]),
+        )
+        .unwrap();
+        assert!(prefix.contains("1 extra bytes"), "{prefix}");
+    }
+}

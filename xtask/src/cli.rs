@@ -21,7 +21,11 @@ pub struct Cli {
 impl Cli {
     /// Whether the user asked to keep containers (then an interrupt leaves them too).
     pub fn keeps_objects(&self) -> bool {
-        false
+        match &self.command {
+            Command::Run(args) => args.pipeline.keep,
+            Command::TestBuilder(args) => args.pipeline.keep,
+            _ => false,
+        }
     }
 }
 
@@ -48,6 +52,85 @@ pub enum Command {
     Base(BaseArgs),
     /// Remove every container and test image the tools left on the engine.
     Clean(CleanArgs),
+    /// Build builder images (and their bases), reusing unchanged ones.
+    BuildBuilder(BuildBuilderArgs),
+    /// Run a build pipeline locally, as the platform would.
+    Run(RunArgs),
+    /// Run the fixtures of builders (all when none is named) and compare their outputs.
+    TestBuilder(TestBuilderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildBuilderArgs {
+    /// Builders to build (all when none is named).
+    #[arg(value_name = "LANG")]
+    pub languages: Vec<String>,
+    /// Build even when an image with the same inputs exists.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Print every line of the image build.
+    #[arg(long, short)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub base: BaseSourceArgs,
+}
+
+/// Options shared by the commands that run pipelines.
+#[derive(Debug, Args, Clone)]
+pub struct PipelineArgs {
+    /// Leave containers and logs for debugging, and print where they are.
+    #[arg(long)]
+    pub keep: bool,
+    /// Make two datums writing the same output path an error (the platform appends them).
+    #[arg(long)]
+    pub strict_outputs: bool,
+    /// CA bundle for build containers (default: the host's, when present).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_ca_bundle")]
+    pub ca_bundle: Option<PathBuf>,
+    /// Give build containers no CA bundle.
+    #[arg(long)]
+    pub no_ca_bundle: bool,
+    /// Give the run phase network access (it has none by default).
+    #[arg(long)]
+    pub network: bool,
+    #[command(flatten)]
+    pub base: BaseSourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline spec (JSON or YAML), or `-` for stdin.
+    #[arg(value_name = "SPEC")]
+    pub spec: PathBuf,
+    /// The data of an input: its name (or repo) and a folder. Default: `inputs/<repo>/` beside the spec.
+    #[arg(long = "input", value_name = "NAME=DIR")]
+    pub inputs: Vec<String>,
+    /// Where to write the output tree (default: target/pachbuild/out/<pipeline>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Run only this datum: its id, a unique id prefix, or its number in --list-datums.
+    #[arg(long, value_name = "ID")]
+    pub datum: Option<String>,
+    /// Print the datums the spec makes and run nothing.
+    #[arg(long)]
+    pub list_datums: bool,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TestBuilderArgs {
+    /// Builders whose fixtures to run (all when none is named and no --fixture is given).
+    #[arg(value_name = "LANG")]
+    pub languages: Vec<String>,
+    /// Run this fixture folder instead (repeatable).
+    #[arg(long = "fixture", value_name = "DIR")]
+    pub fixtures: Vec<PathBuf>,
+    /// Stream every phase's log.
+    #[arg(long, short)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
 }
 
 #[derive(Debug, Args)]

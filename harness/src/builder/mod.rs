@@ -1,7 +1,9 @@
 //! Builders: their metadata, their base images, and their images.
 
 pub mod base;
+pub mod image;
 pub mod meta;
 
 pub use base::{Base, BaseFrom, BaseOptions, BaseSource};
+pub use image::{BuilderImage, ImageOptions};
 pub use meta::{BuilderMeta, DebianRecipe};

@@ -1,8 +1,11 @@
 //! One module per sub-command.
 
 mod base;
+mod build_builder;
 mod clean;
 mod doctor;
+mod run;
+mod test_builder;
 
 use harness::Result;
 
@@ -15,5 +18,40 @@ pub async fn dispatch(command: Command, context: &Context) -> Result<i32> {
         Command::Doctor => doctor::run(context).await,
         Command::Base(args) => base::run(context, &args).await,
         Command::Clean(args) => clean::run(context, &args).await,
+        Command::BuildBuilder(args) => build_builder::run(context, &args).await,
+        Command::Run(args) => run::run(context, &args).await,
+        Command::TestBuilder(args) => test_builder::run(context, &args).await,
+    }
+}
+
+/// Runner options from the command line's shared flags.
+pub fn runner_options(
+    context: &Context,
+    base: &crate::cli::BaseSourceArgs,
+) -> harness::runner::RunnerOptions {
+    harness::runner::RunnerOptions {
+        prefix: context.prefix.clone(),
+        base: base::base_options(context, base),
+        log_root: context.root.join("target").join("pachbuild").join("logs"),
+        ..Default::default()
+    }
+}
+
+/// Runner options for commands that run pipelines.
+pub fn pipeline_runner_options(
+    context: &Context,
+    args: &crate::cli::PipelineArgs,
+) -> harness::runner::RunnerOptions {
+    use harness::trust::BundleChoice;
+    harness::runner::RunnerOptions {
+        bundle: match (&args.ca_bundle, args.no_ca_bundle) {
+            (_, true) => BundleChoice::Off,
+            (Some(path), false) => BundleChoice::Path(path.clone()),
+            (None, false) => BundleChoice::Auto,
+        },
+        keep: args.keep,
+        strict_outputs: args.strict_outputs,
+        run_network: args.network,
+        ..runner_options(context, &args.base)
     }
 }

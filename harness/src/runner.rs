@@ -1,0 +1,285 @@
+//! The library's front door: a [`Runner`] builds builder images on demand
+//! and runs pipeline specs and fixtures against them.
+//!
+//! ```no_run
+//! # async fn example() -> harness::Result<()> {
+//! use harness::runner::{Runner, RunnerOptions};
+//!
+//! let runner = Runner::connect("builders", RunnerOptions::default()).await?;
+//! let fixture = harness::fixture::Fixture::load("builders/python/fixtures/hello".as_ref())?;
+//! let outcome = runner.run_fixture(&fixture, Some("python"), &mut |_, line| println!("{line}")).await?;
+//! assert!(outcome.verdict.is_ok(), "{:?}", outcome.verdict);
+//! runner.clean_up().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use tokio::sync::Mutex;
+
+use crate::builder::image::{self, BuilderImage, ImageOptions};
+use crate::builder::{base, Base, BaseOptions, BuilderMeta};
+use crate::engine::{Engine, RunId};
+use crate::error::{Error, Result};
+use crate::fixture::Fixture;
+use crate::pipeline::{self, log::LineSink, Prepared, Report, RunOptions};
+use crate::spec::parse::{load_spec, LoadedSpec};
+use crate::spec::resolve::{resolve, Resolved};
+use crate::trust::{BundleChoice, Trust};
+
+/// How a [`Runner`] works.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// Image name prefix of the official builders.
+    pub prefix: String,
+    /// Where base images come from.
+    pub base: BaseOptions,
+    /// The CA bundle build phases receive.
+    pub bundle: BundleChoice,
+    /// Phase logs go to `<log_root>/<run id>/`.
+    pub log_root: PathBuf,
+    /// Leave containers for debugging.
+    pub keep: bool,
+    /// Overlapping datum outputs are errors.
+    pub strict_outputs: bool,
+    /// Network in the run phase.
+    pub run_network: bool,
+    /// Images built by this runner are removed with its clean-up (tests).
+    pub ephemeral_images: bool,
+    /// Build builder images even when an identical one exists.
+    pub rebuild: bool,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            prefix: "pachbuild".into(),
+            base: BaseOptions::default(),
+            bundle: BundleChoice::Auto,
+            log_root: std::env::temp_dir().join("pachbuild-logs"),
+            keep: false,
+            strict_outputs: false,
+            run_network: false,
+            ephemeral_images: false,
+            rebuild: false,
+        }
+    }
+}
+
+/// The result of one fixture.
+#[derive(Debug)]
+pub struct FixtureOutcome {
+    pub report: Report,
+    /// `Ok` when the fixture passed; else why not, readably.
+    pub verdict: std::result::Result<(), String>,
+}
+
+/// Builds builder images and runs pipelines on one engine, as one run.
+pub struct Runner {
+    engine: Engine,
+    builders_dir: PathBuf,
+    options: RunnerOptions,
+    run: RunId,
+    trust: Trust,
+    images: Mutex<HashMap<String, BuilderImage>>,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("run", &self.run)
+            .field("builders_dir", &self.builders_dir)
+            .finish()
+    }
+}
+
+impl Runner {
+    /// Connects to the engine. `builders_dir` holds `<lang>/builder.yaml`.
+    pub async fn connect(builders_dir: impl AsRef<Path>, options: RunnerOptions) -> Result<Runner> {
+        let engine = Engine::connect().await?;
+        Runner::with_engine(engine, builders_dir, options)
+    }
+
+    /// A runner on an engine already connected.
+    pub fn with_engine(
+        engine: Engine,
+        builders_dir: impl AsRef<Path>,
+        options: RunnerOptions,
+    ) -> Result<Runner> {
+        let trust = Trust::from_host(&options.bundle)?;
+        Ok(Runner {
+            engine,
+            builders_dir: builders_dir.as_ref().to_path_buf(),
+            run: options.base.run.clone(),
+            options,
+            trust,
+            images: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn run_id(&self) -> &RunId {
+        &self.run
+    }
+
+    /// Where this run's logs go.
+    pub fn log_dir(&self) -> PathBuf {
+        self.options.log_root.join(self.run.as_str())
+    }
+
+    /// The metadata of the official builder `language`, if there is one.
+    pub fn builder_meta(&self, language: &str) -> Option<BuilderMeta> {
+        official_builder(&self.builders_dir, language)
+    }
+
+    /// Provides the builder's base, then builds (or reuses) its image.
+    pub async fn ensure_builder(
+        &self,
+        language: &str,
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(Base, BuilderImage)> {
+        let dir = self.builders_dir.join(language);
+        let meta = BuilderMeta::load(&dir)?;
+        let mut base_options = self.options.base.clone();
+        base_options.prefix = self.options.prefix.clone();
+        // Base lines are marked so a caller can show them apart from the
+        // (long) image build output.
+        let base = base::provide(&self.engine, &meta, &base_options, &mut |line| {
+            progress(&format!("base: {line}"))
+        })
+        .await?;
+        let mut images = self.images.lock().await;
+        if let Some(found) = images.get(language) {
+            return Ok((base, found.clone()));
+        }
+        let options = ImageOptions {
+            tag: meta.builder_image(&self.options.prefix),
+            revision: image::git_revision(&self.builders_dir),
+            run: self.run.clone(),
+            rebuild: self.options.rebuild,
+            ephemeral: self.options.ephemeral_images,
+        };
+        let built = image::ensure(&self.engine, &dir, &meta, &base, &options, progress).await?;
+        images.insert(language.to_string(), built.clone());
+        Ok((base, built))
+    }
+
+    /// Loads and resolves a spec against this runner's builders; see [`load_spec_for`].
+    pub fn load(
+        &self,
+        spec_path: &Path,
+        default_language: Option<&str>,
+    ) -> Result<(LoadedSpec, Resolved)> {
+        load_spec_for(
+            &self.builders_dir,
+            &self.options.prefix,
+            spec_path,
+            default_language,
+        )
+    }
+
+    /// Runs a prepared pipeline: makes the official builder's image when the
+    /// spec uses one, checks that other images exist, then runs both phases.
+    pub async fn run(
+        &self,
+        prepared: &Prepared,
+        datum: Option<String>,
+        log_name: &str,
+        sink: LineSink<'_>,
+    ) -> Result<Report> {
+        if let Some(language) = &prepared.resolved.language {
+            if prepared.resolved.builder_image == self.official_image(language) {
+                self.ensure_builder(language, &mut |line| sink("image", line))
+                    .await?;
+            }
+        }
+        for image in [
+            &prepared.resolved.builder_image,
+            &prepared.resolved.run_image,
+        ] {
+            if self.engine.image(image).await?.is_none() {
+                return Err(Error::invalid(
+                    &prepared.loaded.path,
+                    if *image == prepared.resolved.run_image { "transform.image" } else { "transform.build.image" },
+                    format!("the image {image} is not on the engine (and no registry is reachable to pull it)"),
+                    "build it first, or use an official builder with `transform.build.language`",
+                ));
+            }
+        }
+        let options = RunOptions {
+            run: self.run.clone(),
+            datum,
+            strict_outputs: self.options.strict_outputs,
+            keep: self.options.keep,
+            trust: self.trust.clone(),
+            run_network: self.options.run_network,
+            log_dir: self.log_dir().join(log_name),
+        };
+        pipeline::execute(&self.engine, prepared, &options, sink).await
+    }
+
+    /// Runs one fixture and judges its result.
+    pub async fn run_fixture(
+        &self,
+        fixture: &Fixture,
+        default_language: Option<&str>,
+        sink: LineSink<'_>,
+    ) -> Result<FixtureOutcome> {
+        let (loaded, resolved) = self.load(&fixture.spec_path, default_language)?;
+        let repos: BTreeMap<String, PathBuf> = fixture.repos()?;
+        let prepared = pipeline::prepare(loaded, resolved, &repos)?;
+        let report = self.run(&prepared, None, &fixture.name, sink).await?;
+        let verdict = fixture.judge(&report)?;
+        Ok(FixtureOutcome { report, verdict })
+    }
+
+    /// Removes the containers (and ephemeral images) of this run.
+    pub async fn clean_up(&self) -> Result<()> {
+        self.engine.clean_up_run(&self.run).await.map(|_| ())
+    }
+
+    fn official_image(&self, language: &str) -> String {
+        self.builder_meta(language)
+            .map(|m| m.builder_image(&self.options.prefix))
+            .unwrap_or_default()
+    }
+}
+
+/// The metadata of the official builder `language` in `builders_dir`, if any.
+pub fn official_builder(builders_dir: &Path, language: &str) -> Option<BuilderMeta> {
+    let dir = builders_dir.join(language);
+    dir.join(crate::builder::meta::METADATA_FILE)
+        .is_file()
+        .then(|| BuilderMeta::load(&dir).ok())
+        .flatten()
+}
+
+/// Loads a spec, applies the client's rules and resolves its images, with
+/// no engine. `default_language` fills `transform.build.language` when the
+/// spec names neither a language nor an image (fixtures of
+/// `builders/<lang>/` are that builder's).
+pub fn load_spec_for(
+    builders_dir: &Path,
+    prefix: &str,
+    spec_path: &Path,
+    default_language: Option<&str>,
+) -> Result<(LoadedSpec, Resolved)> {
+    let mut loaded = load_spec(spec_path)?;
+    if let (Some(language), Some(build)) = (default_language, loaded.spec.transform.build.as_mut())
+    {
+        let blank = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
+        if blank(&build.language) && blank(&build.image) {
+            build.language = Some(language.to_string());
+        }
+    }
+    crate::spec::validate::validate(&loaded)?;
+    let resolved = resolve(&loaded, prefix, |lang| {
+        official_builder(builders_dir, lang).map(|m| m.version)
+    })?;
+    Ok((loaded, resolved))
+}

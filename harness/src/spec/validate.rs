@@ -1,0 +1,808 @@
+//! The rules the platform's client enforced before it ran a build pipeline,
+//! plus the few a local run adds (no `join`/`group`, a build is required).
+//!
+//! Every problem is an [`Error::Invalid`] naming the dotted field path, what is
+//! wrong and what to write instead, so a user can fix the spec from the
+//! message alone. [`problems`] lists them all (a user fixes a spec in one go);
+//! [`validate`] stops at the first (for callers that only need yes or no).
+
+use std::collections::BTreeMap;
+
+use super::model::{Build, Input, PipelineSpec};
+use super::parse::LoadedSpec;
+use super::resolve::build_path;
+use crate::error::{Error, Result};
+
+/// Input names a build pipeline reserves: it mounts its own `/pfs/build` and
+/// `/pfs/source` beside the user's inputs.
+pub const RESERVED_INPUT_NAMES: [&str; 2] = ["build", "source"];
+
+/// Checks the spec and returns its first problem, if any.
+pub fn validate(loaded: &LoadedSpec) -> Result<()> {
+    match problems(loaded).into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Every problem of the spec: name, build, input shapes, input names, build path.
+pub fn problems(loaded: &LoadedSpec) -> Vec<Error> {
+    let mut c = Checker {
+        file: loaded,
+        out: Vec::new(),
+    };
+    let spec = &loaded.spec;
+    c.pipeline_name(spec);
+    match &spec.transform.build {
+        None => c.push(
+            "transform.build",
+            "the spec has no `transform.build`; this harness runs build pipelines only",
+            "add a build under `transform`, e.g. `\"build\": {\"language\": \"python\", \"path\": \"./source\"}`; \
+             a pipeline with its own image runs on the platform as it is",
+        ),
+        Some(build) => {
+            if let Err(e) = builder_choice(&loaded.path, build) {
+                c.out.push(e);
+            }
+            if spec.input.is_none() {
+                c.push(
+                    "input",
+                    "a build pipeline needs an input: its code runs once per datum of that input",
+                    "add an input, e.g. `\"input\": {\"pfs\": {\"repo\": \"data\", \"glob\": \"/*\"}}`",
+                );
+            }
+            if spec.spout.is_some() {
+                c.push(
+                    "spout",
+                    "a build pipeline cannot be a spout (the platform's client refused the pair)",
+                    "remove `spout`, or remove `transform.build` and build the spout's image yourself",
+                );
+            }
+        }
+    }
+    if let Some(input) = &spec.input {
+        c.input(input, "input");
+        c.names(input, "input", &mut BTreeMap::new());
+    }
+    if spec.transform.build.is_some() {
+        c.build_path(loaded);
+    }
+    c.out
+}
+
+/// Dotted paths of every field in the spec that the model does not know.
+///
+/// Unknown fields are not errors (real specs carry many that a local run
+/// ignores), but a caller can warn about them: a typo such as `langauge`
+/// otherwise surfaces only as "neither `language` nor `image`".
+pub fn unknown_fields(spec: &PipelineSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut add = |prefix: &str, keys: &super::model::Unknown| {
+        for key in keys.keys() {
+            out.push(if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            });
+        }
+    };
+    add("", &spec.unknown);
+    if let Some(p) = &spec.pipeline {
+        add("pipeline", &p.unknown);
+    }
+    add("transform", &spec.transform.unknown);
+    if let Some(b) = &spec.transform.build {
+        add("transform.build", &b.unknown);
+    }
+    fn walk(input: &Input, path: &str, add: &mut dyn FnMut(&str, &super::model::Unknown)) {
+        add(path, &input.unknown);
+        if let Some(p) = &input.pfs {
+            add(&format!("{path}.pfs"), &p.unknown);
+        }
+        if let Some(c) = &input.cron {
+            add(&format!("{path}.cron"), &c.unknown);
+        }
+        for (kind, children) in children(input) {
+            for (i, child) in children.iter().enumerate() {
+                walk(child, &format!("{path}.{kind}[{i}]"), add);
+            }
+        }
+    }
+    if let Some(input) = &spec.input {
+        walk(input, "input", &mut add);
+    }
+    out
+}
+
+/// A pipeline or input name the platform accepts: ASCII letters, digits, `-`
+/// and `_`, not empty.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The field's value when it is set to something; the platform's protobufs
+/// make an empty string the same as an absent one.
+pub(crate) fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Exactly one of `language` and `image`, as the client required (its docs
+/// said `language` was optional with `transform.image` as fallback; the client
+/// refused that, and so do we).
+pub(crate) fn builder_choice(file: &std::path::Path, build: &Build) -> Result<()> {
+    match (non_empty(&build.language), non_empty(&build.image)) {
+        (Some(_), None) | (None, Some(_)) => Ok(()),
+        (None, None) => {
+            let mut problem =
+                "sets neither `language` nor `image`, so there is no builder to use".to_string();
+            if !build.unknown.is_empty() {
+                let keys: Vec<String> = build.unknown.keys().map(|k| format!("`{k}`")).collect();
+                problem.push_str(&format!(
+                    " (it has {}, which `transform.build` does not know)",
+                    keys.join(", ")
+                ));
+            }
+            Err(Error::invalid(
+                file,
+                "transform.build",
+                problem,
+                "set `language` to an official builder (e.g. `python` or `go`), or `image` to a \
+                 builder image of your own; `transform.image` is the image the code runs in, \
+                 not a builder",
+            ))
+        }
+        (Some(language), Some(image)) => Err(Error::invalid(
+            file,
+            "transform.build",
+            format!(
+                "sets both `language` (`{language}`) and `image` (`{image}`); a build uses one builder"
+            ),
+            "keep `language` for an official builder, or `image` for a builder of your own, \
+             and delete the other",
+        )),
+    }
+}
+
+/// The child lists of an input node, by field name.
+fn children(input: &Input) -> Vec<(&'static str, &Vec<Input>)> {
+    [
+        ("cross", &input.cross),
+        ("union", &input.union),
+        ("join", &input.join),
+        ("group", &input.group),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    .collect()
+}
+
+/// Replaces what a name may not hold, to suggest a name that would do.
+fn suggest_name(name: &str) -> String {
+    let s: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if s.trim_matches('-').is_empty() {
+        "my-pipeline".to_string()
+    } else {
+        s
+    }
+}
+
+fn bad_chars(name: &str) -> String {
+    let mut bad: Vec<char> = name
+        .chars()
+        .filter(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        .collect();
+    bad.sort_unstable();
+    bad.dedup();
+    bad.iter()
+        .map(|c| format!("{c:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+struct Checker<'a> {
+    file: &'a LoadedSpec,
+    out: Vec<Error>,
+}
+
+impl Checker<'_> {
+    fn push(
+        &mut self,
+        field: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.out
+            .push(Error::invalid(&self.file.path, field, problem, fix));
+    }
+
+    fn pipeline_name(&mut self, spec: &PipelineSpec) {
+        let name = spec
+            .pipeline
+            .as_ref()
+            .map(|p| p.name.as_str())
+            .unwrap_or("");
+        if name.is_empty() {
+            self.push(
+                "pipeline.name",
+                "the pipeline has no name",
+                "add `\"pipeline\": {\"name\": \"my-pipeline\"}` (letters, digits, `-` and `_`)",
+            );
+        } else if !is_valid_name(name) {
+            self.push(
+                "pipeline.name",
+                format!(
+                    "`{name}` holds {}, but a pipeline name may hold only letters, digits, `-` and `_`",
+                    bad_chars(name)
+                ),
+                format!("use a name such as `{}`", suggest_name(name)),
+            );
+        }
+    }
+
+    /// The shape of each input node; names are checked in [`Checker::names`].
+    fn input(&mut self, input: &Input, path: &str) {
+        let set: Vec<&str> = [
+            ("pfs", input.pfs.is_some()),
+            ("cross", input.cross.is_some()),
+            ("union", input.union.is_some()),
+            ("cron", input.cron.is_some()),
+            ("join", input.join.is_some()),
+            ("group", input.group.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, on)| on.then_some(k))
+        .collect();
+        match set.len() {
+            0 => {
+                let mut problem =
+                    "sets none of `pfs`, `cross`, `union`, `cron`, `join`, `group`".to_string();
+                if !input.unknown.is_empty() {
+                    let keys: Vec<String> =
+                        input.unknown.keys().map(|k| format!("`{k}`")).collect();
+                    problem.push_str(&format!(
+                        " (it has {}, which this harness does not know)",
+                        keys.join(", ")
+                    ));
+                }
+                self.push(
+                    path,
+                    problem,
+                    "give it exactly one, e.g. `\"pfs\": {\"repo\": \"data\", \"glob\": \"/*\"}`",
+                );
+            }
+            1 => {}
+            _ => {
+                let list: Vec<String> = set.iter().map(|k| format!("`{k}`")).collect();
+                self.push(
+                    path,
+                    format!(
+                        "sets {}; an input node holds exactly one kind",
+                        list.join(" and ")
+                    ),
+                    "split them: to combine inputs, list them under one `cross` or `union`",
+                );
+            }
+        }
+
+        if let Some(pfs) = &input.pfs {
+            if pfs.repo.trim().is_empty() {
+                self.push(
+                    format!("{path}.pfs.repo"),
+                    "the pfs input has no `repo`",
+                    "name the repo its files come from, e.g. `\"repo\": \"data\"` \
+                     (locally, the folder `inputs/data`)",
+                );
+            } else if !is_valid_name(&pfs.repo) {
+                self.push(
+                    format!("{path}.pfs.repo"),
+                    format!(
+                        "`{}` holds {}, but a repo name may hold only letters, digits, `-` and `_`",
+                        pfs.repo,
+                        bad_chars(&pfs.repo)
+                    ),
+                    format!("use a repo named e.g. `{}`", suggest_name(&pfs.repo)),
+                );
+            }
+            if pfs.glob.trim().is_empty() {
+                self.push(
+                    format!("{path}.pfs.glob"),
+                    "the pfs input has no `glob`, so it cannot be split into datums",
+                    "add a glob: `\"glob\": \"/\"` makes the whole repo one datum, \
+                     `\"glob\": \"/*\"` makes each top-level file or folder a datum",
+                );
+            }
+        }
+        if let Some(cron) = &input.cron {
+            if cron.name.trim().is_empty() {
+                self.push(
+                    format!("{path}.cron.name"),
+                    "the cron input has no `name`",
+                    "add one, e.g. `\"name\": \"tick\"`; the tick file appears under `/pfs/<name>`",
+                );
+            }
+            if cron.spec.trim().is_empty() {
+                self.push(
+                    format!("{path}.cron.spec"),
+                    "the cron input has no `spec`",
+                    "add a schedule, e.g. `\"spec\": \"@every 60s\"`",
+                );
+            }
+        }
+        for (kind, list) in children(input) {
+            match kind {
+                "join" | "group" => self.push(
+                    format!("{path}.{kind}"),
+                    format!("`{kind}` inputs are not supported by this local harness"),
+                    "use `cross` or `union` to run locally, or run this pipeline on the platform",
+                ),
+                _ if list.is_empty() => self.push(
+                    format!("{path}.{kind}"),
+                    format!("`{kind}` is empty"),
+                    format!("list at least one input in `{kind}`, or replace it with a single `pfs` input"),
+                ),
+                _ => {}
+            }
+            for (i, child) in list.iter().enumerate() {
+                self.input(child, &format!("{path}.{kind}[{i}]"));
+            }
+        }
+    }
+
+    /// Input names, as the platform checked them: names that can appear in the
+    /// same datum must differ (they would be mounted at the same `/pfs/<name>`),
+    /// but the branches of a `union` never meet in one datum, so they may share
+    /// a name (the platform's docs recommend it). `seen` maps each name that
+    /// can be present to the field that named it first.
+    fn names(&mut self, input: &Input, path: &str, seen: &mut BTreeMap<String, String>) {
+        if let Some(pfs) = &input.pfs {
+            // The same rule as `PfsInput::input_name`, which the runner uses.
+            let (name, field, explicit) = match pfs.name.as_deref().filter(|n| !n.is_empty()) {
+                Some(n) => (n, format!("{path}.pfs.name"), true),
+                None => (pfs.repo.as_str(), format!("{path}.pfs.repo"), false),
+            };
+            self.one_name(name, field, explicit, seen);
+        }
+        if let Some(cron) = &input.cron {
+            self.one_name(&cron.name, format!("{path}.cron.name"), true, seen);
+        }
+        for (kind, list) in children(input) {
+            if kind == "union" {
+                let before = seen.clone();
+                for (i, child) in list.iter().enumerate() {
+                    let mut branch = before.clone();
+                    self.names(child, &format!("{path}.{kind}[{i}]"), &mut branch);
+                    for (k, v) in branch {
+                        seen.entry(k).or_insert(v);
+                    }
+                }
+            } else {
+                for (i, child) in list.iter().enumerate() {
+                    self.names(child, &format!("{path}.{kind}[{i}]"), seen);
+                }
+            }
+        }
+    }
+
+    /// `explicit`: the name comes from a `name` field, not from the repo (the
+    /// repo's own format is checked with the repo, so it is not reported twice).
+    fn one_name(
+        &mut self,
+        name: &str,
+        field: String,
+        explicit: bool,
+        seen: &mut BTreeMap<String, String>,
+    ) {
+        if name.trim().is_empty() {
+            return; // reported as a missing repo or cron name
+        }
+        if RESERVED_INPUT_NAMES.contains(&name) {
+            let fix = if explicit {
+                format!("rename the input, e.g. `\"name\": \"{name}_data\"`")
+            } else {
+                format!(
+                    "keep the repo and give the input another name: `\"name\": \"{name}_data\"`"
+                )
+            };
+            self.push(
+                field,
+                format!(
+                    "the input is named `{name}`, but a build pipeline mounts its own \
+                     `/pfs/build` and `/pfs/source`, so no input may be named `build` or `source`"
+                ),
+                fix,
+            );
+            return;
+        }
+        if explicit && !is_valid_name(name) {
+            self.push(
+                field,
+                format!(
+                    "`{name}` holds {}, but an input name may hold only letters, digits, `-` and `_`",
+                    bad_chars(name)
+                ),
+                format!("use a name such as `{}`", suggest_name(name)),
+            );
+            return;
+        }
+        if let Some(first) = seen.get(name) {
+            self.push(
+                field,
+                format!(
+                    "the name `{name}` is also used by `{first}`; both would be mounted at \
+                     `/pfs/{name}` in the same datum"
+                ),
+                "give one of them another `name` (only the branches of a `union` may share a name)",
+            );
+            return;
+        }
+        seen.insert(name.to_string(), field);
+    }
+
+    fn build_path(&mut self, loaded: &LoadedSpec) {
+        let path = build_path(loaded);
+        let shown = path.display();
+        let base = if loaded.path == std::path::Path::new(super::parse::STDIN_NAME) {
+            "the current directory, since the spec came on stdin".to_string()
+        } else {
+            format!("the spec's folder `{}`", loaded.dir.display())
+        };
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => self.push(
+                "transform.build.path",
+                format!("`{shown}` is a file, but the build path must be the folder of the code"),
+                format!("point `transform.build.path` at the folder, relative to {base}"),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.push(
+                "transform.build.path",
+                format!("the build path `{shown}` does not exist"),
+                format!(
+                    "create it, or set `transform.build.path` to the folder of the code, \
+                     relative to {base} (default `.`)"
+                ),
+            ),
+            Err(e) => self.push(
+                "transform.build.path",
+                format!("cannot read the build path `{shown}`: {e}"),
+                "make the folder readable, or point `transform.build.path` at another one",
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse::parse_spec;
+    use std::path::{Path, PathBuf};
+
+    /// A spec in `dir` (a real folder, so that the build path check passes).
+    fn loaded(json: &str, dir: &Path) -> LoadedSpec {
+        LoadedSpec {
+            path: dir.join("pipeline.json"),
+            dir: dir.to_path_buf(),
+            spec: parse_spec(json, Path::new("pipeline.json")).unwrap(),
+        }
+    }
+
+    /// A valid build spec with `input` replaced.
+    fn with_input(input: &str) -> String {
+        format!(
+            r#"{{"pipeline": {{"name": "p"}}, "transform": {{"build": {{"language": "python"}}}}, "input": {input}}}"#
+        )
+    }
+
+    fn fields(errors: &[Error]) -> Vec<String> {
+        errors
+            .iter()
+            .map(|e| match e {
+                Error::Invalid { field, .. } => field.clone(),
+                other => panic!("not an Invalid error: {other:?}"),
+            })
+            .collect()
+    }
+
+    fn check(json: &str) -> Vec<Error> {
+        let tmp = tempfile::tempdir().unwrap();
+        problems(&loaded(json, tmp.path()))
+    }
+
+    fn only(json: &str, field: &str) -> String {
+        let errors = check(json);
+        assert_eq!(fields(&errors), [field], "{errors:?}");
+        errors[0].to_string()
+    }
+
+    const PFS: &str = r#"{"pfs": {"repo": "data", "glob": "/*"}}"#;
+
+    #[test]
+    fn a_good_spec_has_no_problems() {
+        assert!(check(&with_input(PFS)).is_empty());
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(validate(&loaded(&with_input(PFS), tmp.path())).is_ok());
+    }
+
+    #[test]
+    fn validate_returns_the_first_problem() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = r#"{"transform": {"build": {}}, "input": {}}"#;
+        let l = loaded(spec, tmp.path());
+        let all = problems(&l);
+        assert!(all.len() >= 3, "{all:?}");
+        let first = validate(&l).unwrap_err();
+        assert_eq!(first.to_string(), all[0].to_string());
+    }
+
+    #[test]
+    fn pipeline_name_is_required_and_must_be_valid() {
+        let spec = r#"{"transform": {"build": {"language": "go"}}, "input": {"pfs": {"repo": "a", "glob": "/"}}}"#;
+        let text = only(spec, "pipeline.name");
+        assert!(text.contains("no name"), "{text}");
+        let spec = with_input(PFS).replace(r#""name": "p""#, r#""name": "my pipe.v2""#);
+        let text = only(&spec, "pipeline.name");
+        assert!(text.contains("' '") && text.contains("'.'"), "{text}");
+        assert!(text.contains("`my-pipe-v2`"), "{text}");
+        for good in ["a", "A_b-9", "edges"] {
+            assert!(is_valid_name(good), "{good}");
+        }
+        for bad in ["", "a/b", "é", "a.b"] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_build_is_required() {
+        let spec = r#"{"pipeline": {"name": "p"}, "transform": {"image": "x", "cmd": ["a"]}, "input": {"pfs": {"repo": "a", "glob": "/"}}}"#;
+        let text = only(spec, "transform.build");
+        assert!(text.contains("build pipelines only"), "{text}");
+    }
+
+    #[test]
+    fn a_build_needs_an_input() {
+        let spec = r#"{"pipeline": {"name": "p"}, "transform": {"build": {"language": "go"}}}"#;
+        let text = only(spec, "input");
+        assert!(text.contains("needs an input"), "{text}");
+    }
+
+    #[test]
+    fn a_build_cannot_be_a_spout() {
+        let spec = with_input(PFS).replace(r#""input""#, r#""spout": {}, "input""#);
+        only(&spec, "spout");
+    }
+
+    #[test]
+    fn exactly_one_of_language_and_image() {
+        let neither = with_input(PFS).replace(r#"{"language": "python"}"#, r#"{"path": "."}"#);
+        let text = only(&neither, "transform.build");
+        assert!(text.contains("neither `language` nor `image`"), "{text}");
+        // An empty string is the same as an absent field.
+        let empty = with_input(PFS).replace(r#""language": "python""#, r#""language": """#);
+        only(&empty, "transform.build");
+        let both = with_input(PFS).replace(
+            r#"{"language": "python"}"#,
+            r#"{"language": "python", "image": "me/builder:1"}"#,
+        );
+        let text = only(&both, "transform.build");
+        assert!(
+            text.contains("both") && text.contains("me/builder:1"),
+            "{text}"
+        );
+        let image = with_input(PFS).replace(r#""language": "python""#, r#""image": "me/b:1""#);
+        assert!(check(&image).is_empty());
+    }
+
+    #[test]
+    fn a_misspelt_build_field_is_named() {
+        let spec = with_input(PFS).replace(r#""language""#, r#""langauge""#);
+        let text = only(&spec, "transform.build");
+        assert!(text.contains("`langauge`"), "{text}");
+        let parsed = parse_spec(&spec, Path::new("p.json")).unwrap();
+        assert_eq!(unknown_fields(&parsed), ["transform.build.langauge"]);
+    }
+
+    #[test]
+    fn reserved_names_at_any_depth() {
+        let spec = with_input(r#"{"pfs": {"repo": "build", "glob": "/"}}"#);
+        let text = only(&spec, "input.pfs.repo");
+        assert!(text.contains("`\"name\": \"build_data\"`"), "{text}");
+        let spec = with_input(
+            r#"{"cross": [{"pfs": {"repo": "a", "glob": "/"}},
+                {"union": [{"pfs": {"repo": "b", "glob": "/"}}, {"pfs": {"repo": "c", "name": "source", "glob": "/"}}]}]}"#,
+        );
+        only(&spec, "input.cross[1].union[1].pfs.name");
+        // A repo named `source` is fine once the input has another name.
+        let spec = with_input(r#"{"pfs": {"repo": "source", "name": "src", "glob": "/"}}"#);
+        assert!(check(&spec).is_empty());
+        let spec = with_input(r#"{"cron": {"name": "build", "spec": "@every 1m"}}"#);
+        only(&spec, "input.cron.name");
+    }
+
+    #[test]
+    fn reserved_names_inside_join_and_group_too() {
+        let spec = with_input(
+            r#"{"join": [{"pfs": {"repo": "a", "glob": "/"}}, {"pfs": {"repo": "source", "glob": "/"}}]}"#,
+        );
+        let errors = check(&spec);
+        assert_eq!(fields(&errors), ["input.join", "input.join[1].pfs.repo"]);
+        assert!(
+            errors[0].to_string().contains("not supported"),
+            "{}",
+            errors[0]
+        );
+        let spec = with_input(r#"{"group": [{"pfs": {"repo": "build", "glob": "/"}}]}"#);
+        assert_eq!(
+            fields(&check(&spec)),
+            ["input.group", "input.group[0].pfs.repo"]
+        );
+    }
+
+    #[test]
+    fn pfs_needs_repo_and_glob() {
+        let spec = with_input(r#"{"cross": [{"pfs": {"glob": "/"}}, {"pfs": {"repo": "b"}}]}"#);
+        let errors = check(&spec);
+        assert_eq!(
+            fields(&errors),
+            ["input.cross[0].pfs.repo", "input.cross[1].pfs.glob"]
+        );
+        assert!(
+            errors[1].to_string().contains("`\"glob\": \"/*\"`"),
+            "{}",
+            errors[1]
+        );
+    }
+
+    #[test]
+    fn repo_and_input_names_must_be_valid() {
+        let spec = with_input(r#"{"pfs": {"repo": "my data", "glob": "/"}}"#);
+        only(&spec, "input.pfs.repo");
+        let spec = with_input(r#"{"pfs": {"repo": "a", "name": "x/y", "glob": "/"}}"#);
+        only(&spec, "input.pfs.name");
+    }
+
+    #[test]
+    fn an_input_node_sets_exactly_one_kind() {
+        let text = only(&with_input("{}"), "input");
+        assert!(text.contains("none of"), "{text}");
+        let text = only(&with_input(r#"{"git": {"url": "x"}}"#), "input");
+        assert!(text.contains("`git`"), "{text}");
+        let spec = with_input(
+            r#"{"pfs": {"repo": "a", "glob": "/"}, "cross": [{"pfs": {"repo": "b", "glob": "/"}}]}"#,
+        );
+        let text = only(&spec, "input");
+        assert!(text.contains("`pfs` and `cross`"), "{text}");
+        let spec = with_input(r#"{"union": [{"pfs": {"repo": "a", "glob": "/"}}, {}]}"#);
+        only(&spec, "input.union[1]");
+    }
+
+    #[test]
+    fn join_and_group_are_not_supported() {
+        let spec = with_input(
+            r#"{"join": [{"pfs": {"repo": "a", "glob": "/(*)"}}, {"pfs": {"repo": "b", "glob": "/(*)"}}]}"#,
+        );
+        let text = only(&spec, "input.join");
+        assert!(
+            text.contains("not supported by this local harness"),
+            "{text}"
+        );
+        let spec = with_input(r#"{"group": [{"pfs": {"repo": "a", "glob": "/(*)"}}]}"#);
+        only(&spec, "input.group");
+    }
+
+    #[test]
+    fn cross_and_union_need_elements() {
+        only(&with_input(r#"{"cross": []}"#), "input.cross");
+        only(
+            &with_input(r#"{"cross": [{"pfs": {"repo": "a", "glob": "/"}}, {"union": []}]}"#),
+            "input.cross[1].union",
+        );
+    }
+
+    #[test]
+    fn cron_needs_name_and_spec() {
+        let errors = check(&with_input(r#"{"cron": {}}"#));
+        assert_eq!(fields(&errors), ["input.cron.name", "input.cron.spec"]);
+        assert!(check(&with_input(
+            r#"{"cron": {"name": "tick", "spec": "@every 1m"}}"#
+        ))
+        .is_empty());
+    }
+
+    #[test]
+    fn crossed_inputs_need_distinct_names() {
+        let spec = with_input(
+            r#"{"cross": [{"pfs": {"repo": "a", "glob": "/"}}, {"pfs": {"repo": "b", "name": "a", "glob": "/"}}]}"#,
+        );
+        let text = only(&spec, "input.cross[1].pfs.name");
+        assert!(text.contains("`input.cross[0].pfs.repo`"), "{text}");
+        assert!(text.contains("/pfs/a"), "{text}");
+    }
+
+    #[test]
+    fn union_branches_may_share_a_name_but_not_with_what_they_are_crossed_with() {
+        let shared = r#"{"union": [{"pfs": {"repo": "a", "name": "c", "glob": "/*"}}, {"pfs": {"repo": "b", "name": "c", "glob": "/*"}}]}"#;
+        assert!(check(&with_input(shared)).is_empty());
+        let crossed = with_input(&format!(
+            r#"{{"cross": [{shared}, {{"pfs": {{"repo": "c", "glob": "/"}}}}]}}"#
+        ));
+        only(&crossed, "input.cross[1].pfs.repo");
+        // Inside one union branch, a cross still needs distinct names.
+        let inner = with_input(
+            r#"{"union": [{"cross": [{"pfs": {"repo": "a", "glob": "/"}}, {"pfs": {"repo": "a", "glob": "/*"}}]}]}"#,
+        );
+        only(&inner, "input.union[0].cross[1].pfs.repo");
+    }
+
+    #[test]
+    fn build_path_must_exist_and_be_a_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("source")).unwrap();
+        std::fs::write(tmp.path().join("file"), "x").unwrap();
+        let with_path = |p: &str| {
+            with_input(PFS).replace(
+                r#""language": "python""#,
+                &format!(r#""language": "python", "path": "{p}""#),
+            )
+        };
+        assert!(problems(&loaded(&with_path("./source"), tmp.path())).is_empty());
+        assert!(problems(&loaded(&with_path(""), tmp.path())).is_empty());
+        let errors = problems(&loaded(&with_path("./missing"), tmp.path()));
+        assert_eq!(fields(&errors), ["transform.build.path"]);
+        let text = errors[0].to_string();
+        assert!(text.contains("does not exist"), "{text}");
+        assert!(text.contains(&tmp.path().display().to_string()), "{text}");
+        let errors = problems(&loaded(&with_path("file"), tmp.path()));
+        assert!(errors[0].to_string().contains("is a file"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn build_path_of_a_stdin_spec_is_relative_to_the_current_directory() {
+        let spec = with_input(PFS).replace(
+            r#""language": "python""#,
+            r#""language": "python", "path": "nope""#,
+        );
+        let l = LoadedSpec {
+            path: PathBuf::from(crate::spec::parse::STDIN_NAME),
+            dir: PathBuf::from("/nonexistent-dir"),
+            spec: parse_spec(&spec, Path::new("p.json")).unwrap(),
+        };
+        let errors = problems(&l);
+        assert_eq!(fields(&errors), ["transform.build.path"]);
+        assert!(errors[0].to_string().contains("stdin"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_one_go() {
+        let spec = r#"{"pipeline": {"name": "a b"}, "transform": {"build": {"language": "go", "image": "x", "path": "nope"}},
+            "spout": {}, "input": {"cross": [{"pfs": {"repo": "build"}}, {"join": []}]}}"#;
+        let errors = check(spec);
+        assert_eq!(
+            fields(&errors),
+            [
+                "pipeline.name",
+                "transform.build",
+                "spout",
+                "input.cross[0].pfs.glob",
+                "input.cross[1].join",
+                "input.cross[0].pfs.repo",
+                "transform.build.path",
+            ]
+        );
+        for e in &errors {
+            assert!(e.to_string().contains("fix: "), "{e}");
+            assert_eq!(e.exit_code(), crate::error::exit::BAD_INPUT);
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! `cargo xtask build-builder [LANG...]`.
+
+use harness::runner::Runner;
+use harness::Result;
+
+use crate::cli::BuildBuilderArgs;
+use crate::commands::runner_options;
+use crate::context::Context;
+
+pub async fn run(context: &Context, args: &BuildBuilderArgs) -> Result<i32> {
+    let builders = context.builders(&args.languages)?;
+    let mut options = runner_options(context, &args.base);
+    options.rebuild = args.rebuild;
+    let runner = Runner::connect(context.builders_dir(), options).await?;
+    for (_, meta) in &builders {
+        let language = meta.language.clone();
+        let verbose = args.verbose;
+        let (base, image) = runner
+            .ensure_builder(&language, &mut |line| {
+                print_build_line(&language, line, verbose)
+            })
+            .await?;
+        let how = if image.reused {
+            "unchanged, reused"
+        } else {
+            "built"
+        };
+        println!("{language}: {} ({how}) on {base}", image.image);
+    }
+    Ok(0)
+}
+
+/// Image builds are long; without --verbose only their steps are shown.
+pub fn print_build_line(language: &str, line: &str, verbose: bool) {
+    if verbose || line.starts_with("Step ") || line.starts_with("base: ") {
+        eprintln!("  {language} | {line}");
+    }
+}

@@ -1,0 +1,191 @@
+//! `cargo xtask run SPEC`: runs a build pipeline locally.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use harness::output;
+use harness::pipeline::{self, Prepared};
+use harness::runner::{load_spec_for, Runner};
+use harness::spec::Input;
+use harness::{Error, Result};
+
+use crate::cli::RunArgs;
+use crate::commands::pipeline_runner_options;
+use crate::context::Context;
+
+/// Marks an output folder as ours, so a later run may replace it.
+const OUT_MARKER: &str = ".pachbuild-output";
+
+pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
+    // Everything that needs no engine comes first: bad input starts nothing.
+    let options = pipeline_runner_options(context, &args.pipeline);
+    let (loaded, resolved) =
+        load_spec_for(&context.builders_dir(), &context.prefix, &args.spec, None)?;
+    let repos = input_repos(&loaded.spec.input, &loaded.dir, &args.inputs)?;
+    let prepared = pipeline::prepare(loaded, resolved, &repos)?;
+    if args.list_datums {
+        print_datums(&prepared);
+        return Ok(0);
+    }
+    if let Some(wanted) = &args.datum {
+        harness::datum::find(&prepared.datums, wanted)?;
+    }
+    let out_dir = args.out.clone().unwrap_or_else(|| {
+        context
+            .root
+            .join("target/pachbuild/out")
+            .join(&prepared.pipeline_name)
+    });
+    check_out_dir(&out_dir)?;
+
+    let runner = Runner::connect(context.builders_dir(), options).await?;
+    eprintln!(
+        "{}: build in {}, run `{}` in {} over {} datum(s)",
+        prepared.pipeline_name,
+        prepared.resolved.builder_image,
+        prepared.resolved.command.join(" "),
+        prepared.resolved.run_image,
+        args.datum.as_ref().map_or(prepared.datums.len(), |_| 1),
+    );
+    let report = runner
+        .run(
+            &prepared,
+            args.datum.clone(),
+            &prepared.pipeline_name,
+            &mut |label, line| eprintln!("{label} | {line}"),
+        )
+        .await?;
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if !report.kept.is_empty() {
+        eprintln!("kept for debugging (remove with `cargo xtask clean`):");
+        for container in &report.kept {
+            eprintln!("  container {}", &container[..container.len().min(12)]);
+        }
+        eprintln!("  logs in {}", runner.log_dir().display());
+    }
+    match &report.output {
+        Ok(tree) => {
+            replace_out_dir(&out_dir, tree)?;
+            println!(
+                "output: {} ({} files)",
+                out_dir.display(),
+                count_files(tree)
+            );
+            Ok(0)
+        }
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            Ok(harness::error::exit::FAILED)
+        }
+    }
+}
+
+fn print_datums(prepared: &Prepared) {
+    println!(
+        "{} datum(s) for {}:",
+        prepared.datums.len(),
+        prepared.pipeline_name
+    );
+    for (index, datum) in prepared.datums.iter().enumerate() {
+        println!(
+            "{:>4}  {}  {}  ({} files)",
+            index + 1,
+            datum.id(),
+            datum.describe(),
+            datum.file_count()
+        );
+    }
+}
+
+/// Repo name → folder: `inputs/<repo>/` beside the spec, overridden by
+/// `--input NAME=DIR` where NAME is an input's name or a repo.
+fn input_repos(
+    input: &Option<Input>,
+    spec_dir: &Path,
+    overrides: &[String],
+) -> Result<BTreeMap<String, PathBuf>> {
+    let mut named = Vec::new();
+    if let Some(input) = input {
+        pfs_inputs(input, &mut named);
+    }
+    let mut repos: BTreeMap<String, PathBuf> = named
+        .iter()
+        .map(|(_, repo)| (repo.clone(), spec_dir.join("inputs").join(repo)))
+        .collect();
+    for pair in overrides {
+        let Some((name, dir)) = pair.split_once('=') else {
+            return Err(Error::Usage(format!(
+                "--input {pair:?}: expected NAME=DIR\n  fix: e.g. --input images=./data/images"
+            )));
+        };
+        let repo = named
+            .iter()
+            .find(|(input, repo)| input == name || repo == name)
+            .map(|(_, repo)| repo.clone())
+            .ok_or_else(|| {
+                let known: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+                Error::Usage(format!(
+                    "--input {name}=…: the spec has no input or repo named {name:?} (its inputs: {})",
+                    known.join(", ")
+                ))
+            })?;
+        let dir = PathBuf::from(dir);
+        if !dir.is_dir() {
+            return Err(Error::Usage(format!(
+                "--input {name}={}: no such folder",
+                dir.display()
+            )));
+        }
+        repos.insert(repo, dir);
+    }
+    Ok(repos)
+}
+
+fn pfs_inputs(input: &Input, out: &mut Vec<(String, String)>) {
+    if let Some(pfs) = &input.pfs {
+        out.push((pfs.input_name().to_string(), pfs.repo.clone()));
+    }
+    for children in [&input.cross, &input.union, &input.join, &input.group]
+        .into_iter()
+        .flatten()
+    {
+        for child in children {
+            pfs_inputs(child, out);
+        }
+    }
+}
+
+fn check_out_dir(dir: &Path) -> Result<()> {
+    let empty_or_ours = match std::fs::read_dir(dir) {
+        Err(_) => true,
+        Ok(mut entries) => entries.next().is_none() || dir.join(OUT_MARKER).is_file(),
+    };
+    if empty_or_ours {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--out {}: the folder exists and is not empty, and was not made by a run\n  fix: name an empty or new folder",
+            dir.display()
+        )))
+    }
+}
+
+fn replace_out_dir(dir: &Path, tree: &output::Tree) -> Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| Error::io("cannot clear", dir, e))?;
+    }
+    output::write_tree(tree, dir)?;
+    std::fs::write(
+        dir.join(OUT_MARKER),
+        "made by `cargo xtask run`; replaced by the next run\n",
+    )
+    .map_err(|e| Error::io("cannot write", dir.join(OUT_MARKER), e))
+}
+
+fn count_files(tree: &output::Tree) -> usize {
+    tree.values()
+        .filter(|e| matches!(e, output::Entry::File { .. }))
+        .count()
+}

@@ -1,0 +1,162 @@
+//! `cargo xtask test-builder [LANG...] [--fixture DIR]...`: runs fixtures
+//! against builder images and prints one line per fixture and a summary.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use harness::error::exit;
+use harness::fixture::Fixture;
+use harness::runner::Runner;
+use harness::{Error, Result};
+
+use crate::cli::TestBuilderArgs;
+use crate::commands::build_builder::print_build_line;
+use crate::commands::pipeline_runner_options;
+use crate::context::Context;
+
+/// One fixture to run, with the builder it belongs to.
+struct Planned {
+    label: String,
+    fixture: Fixture,
+    language: Option<String>,
+}
+
+pub async fn run(context: &Context, args: &TestBuilderArgs) -> Result<i32> {
+    let planned = plan(context, args)?;
+    if planned.is_empty() {
+        return Err(Error::Usage(
+            "no fixtures to run\n  fix: add fixtures under builders/<lang>/fixtures/, or pass --fixture DIR".into(),
+        ));
+    }
+    let runner = Runner::connect(
+        context.builders_dir(),
+        pipeline_runner_options(context, &args.pipeline),
+    )
+    .await?;
+    let result = run_all(&runner, &planned, args.verbose).await;
+    if !args.pipeline.keep {
+        if let Err(e) = runner.clean_up().await {
+            eprintln!("warning: {e}");
+        }
+    }
+    let (passed, failed) = result?;
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 { exit::OK } else { exit::FAILED })
+}
+
+fn plan(context: &Context, args: &TestBuilderArgs) -> Result<Vec<Planned>> {
+    let mut planned = Vec::new();
+    if args.fixtures.is_empty() {
+        for (dir, meta) in context.builders(&args.languages)? {
+            for fixture in Fixture::discover(&dir)? {
+                planned.push(Planned {
+                    label: format!("{}/{}", meta.language, fixture.name),
+                    fixture,
+                    language: Some(meta.language.clone()),
+                });
+            }
+        }
+    } else {
+        // With --fixture, a named builder (at most one) is the default language.
+        let language = match args.languages.as_slice() {
+            [] => None,
+            [one] => Some(
+                context.builders(std::slice::from_ref(one))?[0]
+                    .1
+                    .language
+                    .clone(),
+            ),
+            _ => {
+                return Err(Error::Usage(
+                    "with --fixture, name at most one builder (the fixtures' default language)"
+                        .into(),
+                ))
+            }
+        };
+        for dir in &args.fixtures {
+            let fixture = Fixture::load(&absolute(dir))?;
+            planned.push(Planned {
+                label: dir.display().to_string(),
+                fixture,
+                language: language.clone(),
+            });
+        }
+    }
+    Ok(planned)
+}
+
+async fn run_all(runner: &Runner, planned: &[Planned], verbose: bool) -> Result<(usize, usize)> {
+    // Build every needed builder first, so its output doesn't interleave
+    // with the fixtures' lines.
+    let mut languages: Vec<&str> = planned
+        .iter()
+        .filter_map(|p| p.language.as_deref())
+        .collect();
+    languages.dedup();
+    for language in languages {
+        let (base, image) = runner
+            .ensure_builder(language, &mut |line| {
+                print_build_line(language, line, verbose)
+            })
+            .await?;
+        let how = if image.reused { "reused" } else { "built" };
+        println!("{language}: {} ({how}) on {base}", image.image);
+    }
+
+    let (mut passed, mut failed) = (0, 0);
+    for item in planned {
+        let started = Instant::now();
+        let outcome = runner
+            .run_fixture(
+                &item.fixture,
+                item.language.as_deref(),
+                &mut |label, line| {
+                    if verbose {
+                        eprintln!("  {label} | {line}");
+                    }
+                },
+            )
+            .await;
+        let seconds = started.elapsed().as_secs_f64();
+        let verdict = match outcome {
+            Ok(outcome) => {
+                for warning in &outcome.report.warnings {
+                    eprintln!("  warning: {warning}");
+                }
+                outcome.verdict
+            }
+            // A broken fixture (bad spec, missing input) fails that fixture,
+            // not the whole run.
+            Err(
+                e @ (Error::Invalid { .. }
+                | Error::Syntax { .. }
+                | Error::Usage(_)
+                | Error::Failed(_)),
+            ) => Err(e.to_string()),
+            Err(e) => return Err(e),
+        };
+        match verdict {
+            Ok(()) => {
+                passed += 1;
+                let note = if item.fixture.config.expect_failure.is_some() {
+                    ", failed as expected"
+                } else {
+                    ""
+                };
+                println!("PASS {} ({seconds:.1}s{note})", item.label);
+            }
+            Err(why) => {
+                failed += 1;
+                println!("FAIL {} ({seconds:.1}s)", item.label);
+                for line in why.lines() {
+                    println!("     {line}");
+                }
+            }
+        }
+    }
+    Ok((passed, failed))
+}
+
+fn absolute(dir: &std::path::Path) -> PathBuf {
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
