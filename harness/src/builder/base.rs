@@ -108,12 +108,13 @@ pub async fn provide(
     let recipe_image = meta.base_image(&options.prefix);
     let hash = meta.base.debian.hash();
 
+    let previous = engine.image(&recipe_image).await?;
     if options.force != Some(BaseFrom::Upstream) {
-        if let Some(found) = engine.image(&recipe_image).await? {
+        if let Some(found) = &previous {
             if found.labels.get(LABEL_RECIPE_HASH) == Some(&hash) {
                 return Ok(Base {
                     image: recipe_image,
-                    id: found.id,
+                    id: found.id.clone(),
                     source: BaseSource::Debian,
                     reused: true,
                 });
@@ -157,6 +158,7 @@ pub async fn provide(
     }
 
     let id = make_debian_base(engine, meta, &recipe_image, options, log).await?;
+    crate::builder::image::remove_replaced(engine, previous, &id).await;
     Ok(Base {
         image: recipe_image,
         id,

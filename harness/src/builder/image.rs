@@ -214,6 +214,20 @@ pub async fn ensure(
     })
 }
 
+/// Removes the image a new build took the tag from, so rebuilds leave no
+/// dangling images. Best effort: an image still used by a container stays.
+pub async fn remove_replaced(
+    engine: &Engine,
+    previous: Option<crate::engine::ImageInfo>,
+    new_id: &str,
+) {
+    if let Some(old) = previous {
+        if old.id != new_id && old.labels.contains_key(crate::engine::LABEL_MANAGED) {
+            let _ = engine.remove_image(&old.id).await;
+        }
+    }
+}
+
 /// The git revision of the repository at `root`, or `unknown`.
 pub fn git_revision(root: &Path) -> String {
     std::process::Command::new("git")

@@ -518,6 +518,25 @@ impl Engine {
         Ok(inspect.exit_code.unwrap_or(-1))
     }
 
+    /// The mounts of a container (`type:destination`), to prove that no
+    /// host folder is bind-mounted.
+    pub async fn container_mounts(&self, container: &str) -> Result<Vec<String>> {
+        let inspect = self
+            .docker
+            .inspect_container(container, None::<q::InspectContainerOptions>)
+            .await
+            .map_err(|e| engine_err("inspect container", short(container), e))?;
+        Ok(inspect
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                let kind = m.typ.map(|t| t.to_string()).unwrap_or_default();
+                format!("{kind}:{}", m.destination.unwrap_or_default())
+            })
+            .collect())
+    }
+
     /// Removes a container, running or not; one already gone is not an error.
     pub async fn remove_container(&self, container: &str) -> Result<()> {
         let options = q::RemoveContainerOptions {

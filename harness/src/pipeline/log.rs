@@ -103,7 +103,10 @@ mod tests {
         for i in 0..30 {
             log.note(&format!("n{i}"), &mut sink);
         }
-        assert_eq!(&seen[..4], ["build|one", "build|err", "build|two", "build|three"]);
+        assert_eq!(
+            &seen[..4],
+            ["build|one", "build|err", "build|two", "build|three"]
+        );
         let text = std::fs::read_to_string(&log.path).unwrap();
         assert!(text.starts_with("one\nerr\ntwo\nthree\nn0\n"), "{text}");
         assert_eq!(log.tail().len(), TAIL_LINES);

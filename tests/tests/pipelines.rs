@@ -1,0 +1,534 @@
+//! End-to-end tests of `cargo xtask run` and `cargo xtask test-builder` on a
+//! real engine, with the small `shtest` builder of `tests/fixtures/builders`.
+//!
+//! A custom test main builds the builder image once (labelled ephemeral, so
+//! the final clean-up removes it), runs each scenario, and prints
+//! `N passed, M failed`. An argument filters scenarios by name.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use e2e::{repo_root, require_engine, xtask};
+use harness::builder::BaseOptions;
+use harness::engine::{Engine, RunId, LABEL_MANAGED};
+use harness::runner::{Runner, RunnerOptions};
+use predicates::prelude::*;
+
+const PREFIX: &str = "pachbuild-test";
+
+fn fixtures_root() -> PathBuf {
+    repo_root().join("tests/fixtures")
+}
+
+fn pipeline(name: &str) -> PathBuf {
+    fixtures_root().join("pipelines").join(name)
+}
+
+/// `cargo xtask` against the test builders.
+fn cli() -> Command {
+    let mut command = xtask();
+    command
+        .env("PACHBUILD_ROOT", fixtures_root())
+        .args(["--prefix", PREFIX]);
+    command
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("a tokio runtime")
+}
+
+fn managed_containers() -> Vec<(String, String)> {
+    runtime().block_on(async {
+        require_engine()
+            .await
+            .find_labelled(&format!("{LABEL_MANAGED}=true"))
+            .await
+            .unwrap()
+            .containers
+    })
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+// ----- scenarios ------------------------------------------------------------
+
+fn every_pipeline_fixture_passes() {
+    let mut command = cli();
+    command.arg("test-builder");
+    for name in [
+        "cross",
+        "nested-glob",
+        "stdin",
+        "env",
+        "build-fails",
+        "datum-fails",
+        "worker-state",
+        "overlap",
+    ] {
+        command.arg("--fixture").arg(pipeline(name));
+    }
+    command
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("8 passed, 0 failed"));
+}
+
+fn a_wrong_expected_output_fails_with_a_diff() {
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&pipeline("cross"), copy.path());
+    std::fs::write(copy.path().join("expected/a-1.txt"), "A uno\n").unwrap();
+    std::fs::remove_file(copy.path().join("expected/b-3.txt")).unwrap();
+    cli()
+        .arg("test-builder")
+        .arg("--fixture")
+        .arg(copy.path())
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("FAIL"))
+        .stdout(predicate::str::contains("-A uno"))
+        .stdout(predicate::str::contains("+A one"))
+        .stdout(predicate::str::contains("extra files"))
+        .stdout(predicate::str::contains("b-3.txt"))
+        .stdout(predicate::str::contains("0 passed, 1 failed"));
+}
+
+fn run_writes_the_merged_output() {
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("result");
+    cli()
+        .args(["run"])
+        .arg(pipeline("cross").join("pipeline.json"))
+        .arg("--out")
+        .arg(&out_dir)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("build | shtest: build done"))
+        .stderr(predicate::str::contains("datum 6/6"));
+    for (file, text) in [("a-1.txt", "A one\n"), ("b-3.txt", "B three\n")] {
+        assert_eq!(read(&out_dir.join(file)), text);
+    }
+    // A second run replaces the output it made.
+    cli()
+        .args(["run"])
+        .arg(pipeline("cross").join("pipeline.json"))
+        .arg("--out")
+        .arg(&out_dir)
+        .assert()
+        .success();
+}
+
+fn list_datums_needs_no_engine_and_runs_nothing() {
+    cli()
+        .args(["run", "--list-datums"])
+        .arg(pipeline("cross").join("pipeline.json"))
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("6 datum(s) for pairs"))
+        .stdout(predicate::str::contains(
+            "letters:/a.txt × numbers(digits):/1.txt",
+        ))
+        .stdout(predicate::str::contains(
+            "letters:/b.txt × numbers(digits):/3.txt",
+        ));
+}
+
+fn one_datum_runs_alone() {
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("one");
+    cli()
+        .args(["run", "--datum", "2"])
+        .arg(pipeline("cross").join("pipeline.json"))
+        .arg("--out")
+        .arg(&out_dir)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("datum 1/1"));
+    let files: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert_eq!(files, ["a-2.txt"]);
+    cli()
+        .args(["run", "--datum", "zzzz"])
+        .arg(pipeline("cross").join("pipeline.json"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("zzzz"));
+}
+
+fn keep_leaves_containers_and_says_where() {
+    let before = managed_containers().len();
+    let assert = cli()
+        .args(["run", "--keep"])
+        .arg(pipeline("stdin").join("pipeline.json"))
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("kept for debugging"), "{stderr}");
+    assert!(stderr.contains("logs in "), "{stderr}");
+    let kept = managed_containers();
+    assert_eq!(
+        kept.len(),
+        before + 2,
+        "a build and a run container are kept: {kept:?}"
+    );
+    remove_containers(&kept);
+}
+
+/// Runs last: `clean` also removes the ephemeral images the tests share.
+fn clean_removes_what_runs_left() {
+    cli()
+        .args(["run", "--keep"])
+        .arg(pipeline("stdin").join("pipeline.json"))
+        .assert()
+        .success();
+    assert_eq!(managed_containers().len(), 2);
+    cli()
+        .arg("clean")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("removed container"));
+    assert!(managed_containers().is_empty());
+    cli()
+        .arg("clean")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing to clean"));
+}
+
+fn remove_containers(containers: &[(String, String)]) {
+    runtime().block_on(async {
+        let engine = require_engine().await;
+        for (id, _) in containers {
+            engine.remove_container(id).await.unwrap();
+        }
+    });
+}
+
+fn a_failing_build_shows_its_log_tail() {
+    let assert = cli()
+        .args(["run"])
+        .arg(pipeline("build-fails").join("pipeline.json"))
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("the build phase failed with exit code"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("| shtest: checking /pfs/source/main.sh"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Syntax error"), "{stderr}");
+    let log = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("full log: "))
+        .expect("the log path is printed");
+    assert!(read(Path::new(log)).contains("Syntax error"));
+}
+
+fn a_failing_datum_is_named() {
+    cli()
+        .args(["run"])
+        .arg(pipeline("datum-fails").join("pipeline.json"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("failed on datum"))
+        .stderr(predicate::str::contains(
+            "(numbers:/bad.txt) with exit code 3",
+        ))
+        .stderr(predicate::str::contains(
+            "refusing bad input /pfs/numbers/bad.txt",
+        ));
+}
+
+fn strict_outputs_make_overlaps_an_error() {
+    cli()
+        .args(["run", "--strict-outputs"])
+        .arg(pipeline("overlap").join("pipeline.json"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("all.txt"))
+        .stderr(predicate::str::contains("parts:/p1"))
+        .stderr(predicate::str::contains("parts:/p2"));
+}
+
+fn bad_specs_exit_2_and_start_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    let spec = dir.path().join("p.json");
+    std::fs::write(
+        &spec,
+        r#"{"pipeline": {"name": "x"}, "transform": {"build": {"language": "shtest", "image": "a:1", "path": "src"}},
+            "input": {"pfs": {"repo": "d", "glob": "/"}}}"#,
+    )
+    .unwrap();
+    let before = managed_containers().len();
+    cli()
+        .arg("run")
+        .arg(&spec)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("p.json"))
+        .stderr(predicate::str::contains("transform.build"))
+        .stderr(predicate::str::contains("fix:"));
+    std::fs::write(&spec, "{\n  \"pipeline\": {\"name\": \"x\"},\n  oops\n}").unwrap();
+    cli()
+        .arg("run")
+        .arg(&spec)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("p.json:3:"));
+    assert_eq!(managed_containers().len(), before);
+}
+
+fn a_remote_engine_over_tcp_works_without_bind_mounts() {
+    let rt = runtime();
+    let port = rt.block_on(async { start_tcp_proxy().await });
+    let out = tempfile::tempdir().unwrap();
+    let assert = cli()
+        .args(["run", "--keep"])
+        .arg(pipeline("nested-glob").join("pipeline.yaml"))
+        .arg("--out")
+        .arg(out.path().join("o"))
+        .env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}"))
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert_eq!(
+        read(&out.path().join("o/a.list")),
+        "./a/sub/y.txt\n./a/x.txt\n"
+    );
+    rt.block_on(async {
+        let engine = require_engine().await;
+        let kept = engine
+            .find_labelled(&format!("{LABEL_MANAGED}=true"))
+            .await
+            .unwrap()
+            .containers;
+        assert_eq!(kept.len(), 2, "{stderr}");
+        for (id, name) in kept {
+            let mounts = engine.container_mounts(&id).await.unwrap();
+            assert!(
+                mounts.iter().all(|m| !m.starts_with("bind:")),
+                "{name} has bind mounts: {mounts:?}"
+            );
+            engine.remove_container(&id).await.unwrap();
+        }
+    });
+}
+
+fn an_interrupted_run_leaves_nothing_behind() {
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&pipeline("stdin"), copy.path());
+    std::fs::write(
+        copy.path().join("source/main.sh"),
+        "echo started; sleep 120\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(e2e::xtask_binary())
+        .env("PACHBUILD_ROOT", fixtures_root())
+        .args(["--prefix", PREFIX, "run"])
+        .arg(copy.path().join("pipeline.json"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the run phase has started, then interrupt.
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader};
+        let mut seen = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.ends_with("| started") {
+                let _ = std::process::Command::new("kill")
+                    .args(["-INT", &child.id().to_string()])
+                    .status();
+            }
+        }
+        (child.wait().unwrap(), seen)
+    });
+    let (status, seen) = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("interrupted"), "{seen}");
+    assert!(
+        managed_containers().is_empty(),
+        "containers left after an interrupt"
+    );
+}
+
+// ----- helpers ----------------------------------------------------------------
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A TCP listener on loopback that forwards to the local engine's socket:
+/// the engine as a remote client sees it. Returns the port.
+async fn start_tcp_proxy() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let rt = runtime();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener.into_std().unwrap()).unwrap();
+            loop {
+                let Ok((mut tcp, _)) = listener.accept().await else {
+                    break;
+                };
+                tokio::spawn(async move {
+                    if let Ok(mut unix) =
+                        tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
+                    }
+                });
+            }
+        });
+    });
+    port
+}
+
+// ----- main -------------------------------------------------------------------
+
+type Scenario = (&'static str, fn());
+
+const SCENARIOS: &[Scenario] = &[
+    (
+        "every_pipeline_fixture_passes",
+        every_pipeline_fixture_passes,
+    ),
+    (
+        "a_wrong_expected_output_fails_with_a_diff",
+        a_wrong_expected_output_fails_with_a_diff,
+    ),
+    ("run_writes_the_merged_output", run_writes_the_merged_output),
+    (
+        "list_datums_needs_no_engine_and_runs_nothing",
+        list_datums_needs_no_engine_and_runs_nothing,
+    ),
+    ("one_datum_runs_alone", one_datum_runs_alone),
+    (
+        "keep_leaves_containers_and_says_where",
+        keep_leaves_containers_and_says_where,
+    ),
+    (
+        "a_failing_build_shows_its_log_tail",
+        a_failing_build_shows_its_log_tail,
+    ),
+    ("a_failing_datum_is_named", a_failing_datum_is_named),
+    (
+        "strict_outputs_make_overlaps_an_error",
+        strict_outputs_make_overlaps_an_error,
+    ),
+    (
+        "bad_specs_exit_2_and_start_nothing",
+        bad_specs_exit_2_and_start_nothing,
+    ),
+    (
+        "a_remote_engine_over_tcp_works_without_bind_mounts",
+        a_remote_engine_over_tcp_works_without_bind_mounts,
+    ),
+    (
+        "an_interrupted_run_leaves_nothing_behind",
+        an_interrupted_run_leaves_nothing_behind,
+    ),
+    ("clean_removes_what_runs_left", clean_removes_what_runs_left),
+];
+
+fn main() -> ExitCode {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let selected: Vec<&Scenario> = SCENARIOS
+        .iter()
+        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+    if std::env::args().any(|a| a == "--list") {
+        for (name, _) in &selected {
+            println!("{name}: test");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let rt = runtime();
+    let run = RunId::new();
+    // The shared builder image (and its base), ephemeral to this run.
+    let engine: Engine = rt.block_on(require_engine());
+    let options = RunnerOptions {
+        prefix: PREFIX.into(),
+        base: BaseOptions {
+            prefix: PREFIX.into(),
+            run: run.clone(),
+            ephemeral: true,
+            ..BaseOptions::default()
+        },
+        ephemeral_images: true,
+        ..RunnerOptions::default()
+    };
+    let runner =
+        Runner::with_engine(engine.clone(), fixtures_root().join("builders"), options).unwrap();
+    rt.block_on(runner.ensure_builder("shtest", &mut |line| eprintln!("setup | {line}")))
+        .expect("the shtest builder image builds");
+    let xtask = e2e::xtask_binary();
+    assert!(xtask.is_file(), "xtask binary at {}", xtask.display());
+
+    let (mut passed, mut failed) = (0, 0);
+    for (name, scenario) in selected {
+        let started = std::time::Instant::now();
+        let outcome = std::panic::catch_unwind(scenario);
+        let seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok ({seconds:.1}s)");
+            }
+            Err(_) => {
+                failed += 1;
+                println!("test {name} ... FAILED ({seconds:.1}s)");
+            }
+        }
+    }
+    rt.block_on(async {
+        let removed = engine.clean_up_run(&run).await.expect("clean-up");
+        eprintln!("removed {} test image(s)", removed.images.len());
+        // A scenario that failed midway may have left containers of its own runs.
+        if failed > 0 {
+            let _ = tokio::time::timeout(Duration::from_secs(60), async {
+                for (id, _) in engine
+                    .find_labelled(&format!("{LABEL_MANAGED}=true"))
+                    .await?
+                    .containers
+                {
+                    engine.remove_container(&id).await?;
+                }
+                Ok::<(), harness::Error>(())
+            })
+            .await;
+        }
+    });
+    println!("\n{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
