@@ -40,6 +40,19 @@ impl Context {
         })
     }
 
+    /// Where logs and default outputs go: Cargo's target folder of this
+    /// workspace (never inside `--root`, which may be a source tree).
+    pub fn target_dir(&self) -> PathBuf {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("..")
+                    .join("target")
+            })
+            .join("pachbuild")
+    }
+
     pub fn builders_dir(&self) -> PathBuf {
         self.root.join("builders")
     }

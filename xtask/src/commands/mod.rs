@@ -32,7 +32,7 @@ pub fn runner_options(
     harness::runner::RunnerOptions {
         prefix: context.prefix.clone(),
         base: base::base_options(context, base),
-        log_root: context.root.join("target").join("pachbuild").join("logs"),
+        log_root: context.target_dir().join("logs"),
         ..Default::default()
     }
 }
