@@ -30,6 +30,22 @@ pub struct FixtureConfig {
     /// The run must fail this way instead of producing `expected/`.
     #[serde(default)]
     pub expect_failure: Option<ExpectFailure>,
+    /// Images built from folders of the fixture before it runs, e.g. a
+    /// custom builder named by `transform.build.image`.
+    #[serde(default)]
+    pub images: Vec<FixtureImage>,
+}
+
+/// An image a fixture builds for itself. Its Dockerfile receives the
+/// official builder image of the fixture's language as `BASE_IMAGE`, so a
+/// custom builder can extend the official one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureImage {
+    /// The tag the spec uses.
+    pub tag: String,
+    /// The folder holding the Dockerfile, relative to the fixture.
+    pub context: PathBuf,
 }
 
 /// An expected failure.
@@ -307,6 +323,18 @@ mod tests {
         let err = Fixture::load(dir.path()).unwrap_err();
         assert!(err.to_string().contains("fixture.yaml"), "{err}");
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn fixture_images_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = fixture(
+            dir.path(),
+            "images:\n  - tag: example.org/x:1\n    context: custom-builder\n",
+        );
+        assert_eq!(f.config.images.len(), 1);
+        assert_eq!(f.config.images[0].tag, "example.org/x:1");
+        assert_eq!(f.config.images[0].context, Path::new("custom-builder"));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::builder::image::{self, BuilderImage, ImageOptions};
 use crate::builder::{base, Base, BaseOptions, BuilderMeta};
 use crate::engine::{Engine, RunId};
 use crate::error::{Error, Result};
-use crate::fixture::Fixture;
+use crate::fixture::{Fixture, FixtureImage};
 use crate::pipeline::{self, log::LineSink, Prepared, Report, RunOptions};
 use crate::spec::parse::{load_spec, LoadedSpec};
 use crate::spec::resolve::{resolve, Resolved};
@@ -232,10 +232,58 @@ impl Runner {
     ) -> Result<FixtureOutcome> {
         let (loaded, resolved) = self.load(&fixture.spec_path, default_language)?;
         let repos: BTreeMap<String, PathBuf> = fixture.repos()?;
+        let language = default_language
+            .map(str::to_string)
+            .or(resolved.language.clone());
+        for wanted in &fixture.config.images {
+            self.build_fixture_image(fixture, wanted, language.as_deref(), sink)
+                .await?;
+        }
         let prepared = pipeline::prepare(loaded, resolved, &repos)?;
         let report = self.run(&prepared, None, &fixture.name, sink).await?;
         let verdict = fixture.judge(&report)?;
         Ok(FixtureOutcome { report, verdict })
+    }
+
+    /// Builds an image a fixture asks for, on the official builder image of
+    /// `language` (passed as `BASE_IMAGE`). Always ephemeral: it exists only
+    /// for the fixture.
+    async fn build_fixture_image(
+        &self,
+        fixture: &Fixture,
+        wanted: &FixtureImage,
+        language: Option<&str>,
+        sink: LineSink<'_>,
+    ) -> Result<()> {
+        let mut args = HashMap::new();
+        let mut base_id = String::new();
+        if let Some(language) = language {
+            let (_, builder) = self
+                .ensure_builder(language, &mut |line| sink("image", line))
+                .await?;
+            args.insert("BASE_IMAGE".to_string(), builder.image.clone());
+            base_id = builder.id;
+        }
+        let options = ImageOptions {
+            tag: wanted.tag.clone(),
+            revision: image::git_revision(&self.builders_dir),
+            run: self.run.clone(),
+            rebuild: self.options.rebuild,
+            ephemeral: true,
+        };
+        let labels = crate::engine::Labels::for_run(&self.run, "fixture-image");
+        let context = fixture.dir.join(&wanted.context);
+        image::build_or_reuse(
+            &self.engine,
+            &context,
+            &base_id,
+            &args,
+            labels,
+            &options,
+            &mut |line| sink("image", line),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Removes the containers (and ephemeral images) of this run.

@@ -129,10 +129,10 @@ pub fn build_args(meta: &BuilderMeta, base: &Base, revision: &str) -> HashMap<St
 }
 
 /// The hash of everything an image is built from.
-pub fn inputs_hash(context: &Context, base: &Base, args: &HashMap<String, String>) -> String {
+pub fn inputs_hash(context: &Context, base_id: &str, args: &HashMap<String, String>) -> String {
     let mut hasher = Sha256::new();
     context.hash_into(&mut hasher);
-    hasher.update(base.id.as_bytes());
+    hasher.update(base_id.as_bytes());
     let mut args: Vec<_> = args.iter().collect();
     args.sort();
     for (k, v) in args {
@@ -173,40 +173,55 @@ pub async fn ensure(
     options: &ImageOptions,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<BuilderImage> {
+    let args = build_args(meta, base, &options.revision);
+    let labels = Labels::for_run(&options.run, "builder")
+        .with(LABEL_BASE_SOURCE, &base.source.to_string())
+        .with(LABEL_BASE_IMAGE, &base.image);
+    build_or_reuse(engine, dir, &base.id, &args, labels, options, progress).await
+}
+
+/// Builds the Dockerfile folder `dir` as `options.tag` with `args`, or
+/// reuses the image when the folder, `base_id` and `args` are unchanged.
+/// Used for builders and for fixture-local images.
+pub async fn build_or_reuse(
+    engine: &Engine,
+    dir: &Path,
+    base_id: &str,
+    args: &HashMap<String, String>,
+    labels: Labels,
+    options: &ImageOptions,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<BuilderImage> {
     let dockerfile = dir.join("Dockerfile");
     if !dockerfile.is_file() {
         return Err(Error::invalid(
             &dockerfile,
             "Dockerfile",
-            "the builder has no Dockerfile",
+            "the folder has no Dockerfile",
             "add one that starts with `ARG BASE_IMAGE` and `FROM ${BASE_IMAGE}`",
         ));
     }
     let context = Context::from_dir(dir)?;
-    let args = build_args(meta, base, &options.revision);
-    let hash = inputs_hash(&context, base, &args);
-    if !options.rebuild {
-        if let Some(found) = engine.image(&options.tag).await? {
-            if found.labels.get(LABEL_INPUTS_HASH) == Some(&hash) {
-                return Ok(BuilderImage {
-                    image: options.tag.clone(),
-                    id: found.id,
-                    reused: true,
-                });
-            }
+    let hash = inputs_hash(&context, base_id, args);
+    let previous = engine.image(&options.tag).await?;
+    if let Some(found) = &previous {
+        if !options.rebuild && found.labels.get(LABEL_INPUTS_HASH) == Some(&hash) {
+            return Ok(BuilderImage {
+                image: options.tag.clone(),
+                id: found.id.clone(),
+                reused: true,
+            });
         }
     }
-    let mut labels = Labels::for_run(&options.run, "builder")
-        .with(LABEL_INPUTS_HASH, &hash)
-        .with(LABEL_BASE_SOURCE, &base.source.to_string())
-        .with(LABEL_BASE_IMAGE, &base.image);
+    let mut labels = labels.with(LABEL_INPUTS_HASH, &hash);
     if options.ephemeral {
         labels = labels.ephemeral();
     }
     let tar = context.to_tar_gz()?;
     let id = engine
-        .build_image(tar, &options.tag, &args, &labels, progress)
+        .build_image(tar, &options.tag, args, &labels, progress)
         .await?;
+    remove_replaced(engine, previous, &id).await;
     Ok(BuilderImage {
         image: options.tag.clone(),
         id,
@@ -244,16 +259,6 @@ pub fn git_revision(root: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::builder::base::BaseSource;
-
-    fn base(id: &str) -> Base {
-        Base {
-            image: "b:1".into(),
-            id: id.into(),
-            source: BaseSource::Debian,
-            reused: true,
-        }
-    }
 
     fn write(dir: &Path, path: &str, text: &str, exec: bool) {
         let p = dir.join(path);
@@ -310,19 +315,19 @@ mod tests {
         write(dir.path(), "run.sh", "a", true);
         let c1 = Context::from_dir(dir.path()).unwrap();
         let args = HashMap::from([("A".to_string(), "1".to_string())]);
-        let h1 = inputs_hash(&c1, &base("id1"), &args);
-        assert_eq!(h1, inputs_hash(&c1, &base("id1"), &args));
-        assert_ne!(h1, inputs_hash(&c1, &base("id2"), &args));
+        let h1 = inputs_hash(&c1, "id1", &args);
+        assert_eq!(h1, inputs_hash(&c1, "id1", &args));
+        assert_ne!(h1, inputs_hash(&c1, "id2", &args));
         let args2 = HashMap::from([("A".to_string(), "2".to_string())]);
-        assert_ne!(h1, inputs_hash(&c1, &base("id1"), &args2));
+        assert_ne!(h1, inputs_hash(&c1, "id1", &args2));
         write(dir.path(), "run.sh", "b", true);
         let c2 = Context::from_dir(dir.path()).unwrap();
-        assert_ne!(h1, inputs_hash(&c2, &base("id1"), &args));
+        assert_ne!(h1, inputs_hash(&c2, "id1", &args));
         write(dir.path(), "run.sh", "b", false);
         let c3 = Context::from_dir(dir.path()).unwrap();
         assert_ne!(
-            inputs_hash(&c2, &base("id1"), &args),
-            inputs_hash(&c3, &base("id1"), &args)
+            inputs_hash(&c2, "id1", &args),
+            inputs_hash(&c3, "id1", &args)
         );
     }
 }
