@@ -44,7 +44,7 @@ pub enum Error {
     Usage(String),
 
     /// No engine answered.
-    #[error("no Docker engine reachable at {looked}: {reason}\n  fix: {fix}")]
+    #[error("no Docker engine reachable at {looked}: {reason}; fix: {fix}")]
     NoEngine {
         looked: String,
         reason: String,

@@ -75,7 +75,7 @@ fn main() -> ExitCode {
         for language in &languages {
             let started = std::time::Instant::now();
             rt.block_on(runner.ensure_builder(language, &mut |line| {
-                if !line.starts_with(' ') {
+                if line.starts_with("Step ") || line.starts_with("base: ") {
                     eprintln!("setup {language} | {line}")
                 }
             }))

@@ -486,7 +486,11 @@ fn main() -> ExitCode {
     };
     let runner =
         Runner::with_engine(engine.clone(), fixtures_root().join("builders"), options).unwrap();
-    rt.block_on(runner.ensure_builder("shtest", &mut |line| eprintln!("setup | {line}")))
+    rt.block_on(runner.ensure_builder("shtest", &mut |line| {
+        if line.starts_with("Step ") || line.starts_with("base: ") {
+            eprintln!("setup | {line}")
+        }
+    }))
         .expect("the shtest builder image builds");
     let xtask = e2e::xtask_binary();
     assert!(xtask.is_file(), "xtask binary at {}", xtask.display());
