@@ -491,7 +491,7 @@ fn main() -> ExitCode {
             eprintln!("setup | {line}")
         }
     }))
-        .expect("the shtest builder image builds");
+    .expect("the shtest builder image builds");
     let xtask = e2e::xtask_binary();
     assert!(xtask.is_file(), "xtask binary at {}", xtask.display());
 

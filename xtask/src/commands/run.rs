@@ -22,7 +22,10 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
     let (loaded, resolved) =
         load_spec_for(&context.builders_dir(), &context.prefix, &args.spec, None)?;
     for field in harness::spec::validate::unknown_fields(&loaded.spec) {
-        eprintln!("note: {}: `{field}` is not used by local runs (ignored)", loaded.path.display());
+        eprintln!(
+            "note: {}: `{field}` is not used by local runs (ignored)",
+            loaded.path.display()
+        );
     }
     let repos = input_repos(&loaded.spec.input, &loaded.dir, &args.inputs)?;
     let prepared = pipeline::prepare(loaded, resolved, &repos)?;
