@@ -58,6 +58,8 @@ pub enum Command {
     Run(RunArgs),
     /// Run the fixtures of builders (all when none is named) and compare their outputs.
     TestBuilder(TestBuilderArgs),
+    /// Check builder folders statically, then their images against builder.yaml.
+    Validate(crate::commands::validate::ValidateArgs),
 }
 
 #[derive(Debug, Args)]

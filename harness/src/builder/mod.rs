@@ -3,6 +3,7 @@
 pub mod base;
 pub mod image;
 pub mod meta;
+pub mod validate;
 
 pub use base::{Base, BaseFrom, BaseOptions, BaseSource};
 pub use image::{BuilderImage, ImageOptions};

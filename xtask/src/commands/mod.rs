@@ -1,11 +1,12 @@
 //! One module per sub-command.
 
-mod base;
-mod build_builder;
+pub mod base;
+pub mod build_builder;
 mod clean;
 mod doctor;
 mod run;
 mod test_builder;
+pub mod validate;
 
 use harness::Result;
 
@@ -21,6 +22,7 @@ pub async fn dispatch(command: Command, context: &Context) -> Result<i32> {
         Command::BuildBuilder(args) => build_builder::run(context, &args).await,
         Command::Run(args) => run::run(context, &args).await,
         Command::TestBuilder(args) => test_builder::run(context, &args).await,
+        Command::Validate(args) => validate::run(context, &args).await,
     }
 }
 
