@@ -60,6 +60,8 @@ pub enum Command {
     TestBuilder(TestBuilderArgs),
     /// Check builder folders statically, then their images against builder.yaml.
     Validate(crate::commands::validate::ValidateArgs),
+    /// Scaffold a new builder that builds, validates and passes its fixture.
+    NewBuilder(crate::commands::new_builder::NewBuilderArgs),
 }
 
 #[derive(Debug, Args)]

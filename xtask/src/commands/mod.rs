@@ -4,6 +4,7 @@ pub mod base;
 pub mod build_builder;
 mod clean;
 mod doctor;
+pub mod new_builder;
 mod run;
 mod test_builder;
 pub mod validate;
@@ -23,6 +24,7 @@ pub async fn dispatch(command: Command, context: &Context) -> Result<i32> {
         Command::Run(args) => run::run(context, &args).await,
         Command::TestBuilder(args) => test_builder::run(context, &args).await,
         Command::Validate(args) => validate::run(context, &args).await,
+        Command::NewBuilder(args) => new_builder::run(context, &args).await,
     }
 }
 
