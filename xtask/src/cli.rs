@@ -62,6 +62,8 @@ pub enum Command {
     Validate(crate::commands::validate::ValidateArgs),
     /// Scaffold a new builder that builds, validates and passes its fixture.
     NewBuilder(crate::commands::new_builder::NewBuilderArgs),
+    /// Benchmarks, printed side by side with their baselines.
+    Bench(crate::commands::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! One module per sub-command.
 
 pub mod base;
+pub mod bench;
 pub mod build_builder;
 mod clean;
 mod doctor;
@@ -25,6 +26,7 @@ pub async fn dispatch(command: Command, context: &Context) -> Result<i32> {
         Command::TestBuilder(args) => test_builder::run(context, &args).await,
         Command::Validate(args) => validate::run(context, &args).await,
         Command::NewBuilder(args) => new_builder::run(context, &args).await,
+        Command::Bench(args) => bench::run(context, &args).await,
     }
 }
 

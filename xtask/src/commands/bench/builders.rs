@@ -1,0 +1,591 @@
+//! `cargo xtask bench builders`: the run-phase time per datum of our python
+//! builder and of a baseline built like the upstream one, side by side.
+//!
+//! For each workload and builder, the harness runs the pipeline once (build
+//! phase, then the run phase over every datum, as `cargo xtask run` does);
+//! its datum times are the first run container's samples. The other run
+//! containers replay the run phase with the same build output, timing each
+//! datum's command exactly as the harness does (one exec, nothing else), so
+//! the build phase (slow, networked) runs once. In our replays, each datum
+//! is followed by the program's imports alone and a bare exec, timed the
+//! same way.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use harness::builder::image::{self, ImageOptions};
+use harness::builder::Base;
+use harness::datum::Datum;
+use harness::engine::{ContainerSpec, Engine, ExecSpec, Labels, RunId};
+use harness::error::exit;
+use harness::output::{Entry, Tree};
+use harness::pipeline::{self, Prepared};
+use harness::runner::Runner;
+use harness::staging;
+use harness::{Error, Result};
+
+use super::stats::Samples;
+use super::table::{self, BenchReport, ImageSize, SideResult, WorkloadResult};
+use super::workload::{self, Side, Workload, Written};
+use super::BenchArgs;
+use crate::commands::build_builder::print_build_line;
+use crate::commands::runner_options;
+use crate::context::Context;
+
+/// The baseline builder's folder, beside this crate's sources.
+const BASELINE_DIR: &str = "bench/python-upstream";
+/// The baseline image's name (after the prefix) and tag.
+const BASELINE_NAME: &str = "bench-python-upstream";
+const BASELINE_VERSION: &str = "0.1.0";
+/// Imports-alone and bare-exec samples per workload when nothing is
+/// replayed (`--runs 1`).
+const PROBE_REPEATS: usize = 5;
+/// Lines of a failing command's output shown in the error.
+const TAIL_LINES: usize = 15;
+
+pub async fn run(context: &Context, args: &BenchArgs) -> Result<i32> {
+    let scratch = Scratch::create(&context.run)?;
+    let runner =
+        Runner::connect(context.builders_dir(), runner_options(context, &args.base)).await?;
+    let result = bench(&runner, context, args, scratch.path()).await;
+    // Containers of this run and the baseline image (ephemeral) go; our
+    // builder image stays: it is the product, and a cache.
+    if let Err(e) = runner.clean_up().await {
+        eprintln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean` to finish it");
+    }
+    drop(scratch);
+    let report = result?;
+    print!("{}", table::render(&report));
+    Ok(exit::OK)
+}
+
+async fn bench(
+    runner: &Runner,
+    context: &Context,
+    args: &BenchArgs,
+    scratch: &Path,
+) -> Result<BenchReport> {
+    let verbose = args.verbose;
+    let engine = runner.engine();
+
+    let (base, ours) = runner
+        .ensure_builder("python", &mut |line| {
+            print_build_line("python", line, verbose)
+        })
+        .await?;
+    let how = if ours.reused { "reused" } else { "built" };
+    eprintln!("bench: ours: {} ({how}) on {base}", ours.image);
+    let baseline = build_baseline(runner, context, &base, verbose).await?;
+    eprintln!("bench: upstream-style: {baseline} (built for this run, removed at the end)");
+    eprintln!(
+        "bench: logs of the harness runs: {}",
+        runner.log_dir().display()
+    );
+
+    let mut report = BenchReport {
+        datums: args.datums,
+        runs: args.runs,
+        ..BenchReport::default()
+    };
+    for w in workload::all() {
+        let written = workload::write(&w, &scratch.join(w.slug), args.datums, &baseline)?;
+        let (result, floor) = bench_workload(runner, &w, &written, args).await?;
+        report.exec_floor.extend(floor.values().iter().copied());
+        report.workloads.push(result);
+    }
+
+    for (role, image) in [("ours", ours.image.as_str()), ("upstream-style", &baseline)] {
+        let size = |name: &str| {
+            let name = name.to_string();
+            async move { Ok::<u64, Error>(engine.image(&name).await?.map_or(0, |i| i.size)) }
+        };
+        report.images.push(ImageSize {
+            role: role.to_string(),
+            image: image.to_string(),
+            bytes: size(image).await?,
+            base: base.image.clone(),
+            base_bytes: size(&base.image).await?,
+        });
+    }
+    Ok(report)
+}
+
+/// Builds the baseline on the same base as our builder, as an image of this
+/// run only (the run's clean-up removes it).
+async fn build_baseline(
+    runner: &Runner,
+    context: &Context,
+    base: &Base,
+    verbose: bool,
+) -> Result<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(BASELINE_DIR);
+    let mut meta = runner.builder_meta("python").ok_or_else(|| {
+        Error::Failed(format!(
+            "no python builder in {}: the bench compares it with its baseline",
+            context.builders_dir().display()
+        ))
+    })?;
+    meta.version = BASELINE_VERSION.to_string();
+    let options = ImageOptions {
+        tag: format!("{}/{BASELINE_NAME}:{BASELINE_VERSION}", context.prefix),
+        revision: image::git_revision(&context.root),
+        run: runner.run_id().clone(),
+        // Never reuse a leftover of an interrupted run: it would carry that
+        // run's label, and this run's clean-up would leave it.
+        rebuild: true,
+        ephemeral: true,
+    };
+    // Its steps are the same at every run: shown only with --verbose.
+    let built = image::ensure(runner.engine(), &dir, &meta, base, &options, &mut |line| {
+        if verbose {
+            eprintln!("  upstream-style | {line}");
+        }
+    })
+    .await?;
+    Ok(built.image)
+}
+
+/// Both builders on one workload: a harness run each, replays, probes.
+async fn bench_workload(
+    runner: &Runner,
+    w: &Workload,
+    written: &Written,
+    args: &BenchArgs,
+) -> Result<(WorkloadResult, Samples)> {
+    let engine = runner.engine();
+    let run = runner.run_id();
+    let mut result = WorkloadResult {
+        name: w.name.to_string(),
+        imports_code: w.imports.to_string(),
+        ..WorkloadResult::default()
+    };
+    let mut staged = Vec::new();
+    for side in [Side::Ours, Side::Upstream] {
+        let (loaded, resolved) = runner.load(written.spec(side), None)?;
+        let repos = BTreeMap::from([written.repo.clone()]);
+        let prepared = pipeline::prepare(loaded, resolved, &repos)?;
+        let what = format!("{} with {}", w.name, side.label());
+        let report = runner
+            .run(
+                &prepared,
+                None,
+                &workload::pipeline_name(w, side),
+                &mut |label, line| {
+                    if args.verbose {
+                        eprintln!("  {label} | {line}");
+                    }
+                },
+            )
+            .await?;
+        let tree = report
+            .output
+            .as_ref()
+            .map_err(|failure| Error::Failed(format!("bench {what}: {failure}")))?;
+        check_outputs(&what, tree, prepared.datums.len())?;
+        let target = side_mut(&mut result, side);
+        target.build_time = report.build_time;
+        target.build_output_bytes = tree_bytes(&report.build_output);
+        let times: Vec<Duration> = report.datum_times.iter().map(|(_, d)| *d).collect();
+        eprintln!(
+            "bench: {what}: build phase {:.1} s; run 1/{}: {}",
+            report.build_time.as_secs_f64(),
+            args.runs,
+            seconds_list(&times)
+        );
+        add_datum_times(target, times);
+        staged.push(StagedRun::new(side, what, prepared, &report.build_output)?);
+    }
+
+    // The program's imports alone, and a bare exec, in our run image with
+    // our build output: after each datum of our replays, so that they share
+    // the machine's slow and quick spells with the datums they are compared
+    // with (a shared machine has both).
+    let mut env = vec!["PYTHONDONTWRITEBYTECODE=1".to_string()];
+    if w.has_requirements() {
+        env.push("PYTHONPATH=/pfs/build/site-packages".to_string());
+    }
+    let probes = [
+        ExecSpec {
+            cmd: vec!["python3".into(), "-c".into(), w.imports.into()],
+            env,
+            working_dir: Some("/pfs/source".into()),
+            stdin: None,
+        },
+        ExecSpec {
+            cmd: vec!["true".into()],
+            ..ExecSpec::default()
+        },
+    ];
+    let mut probed = vec![Samples::new(); probes.len()];
+
+    // Replays, ours and upstream in turn, for the same reason.
+    for index in 2..=args.runs {
+        for s in &staged {
+            let probes: &[ExecSpec] = if s.side == Side::Ours { &probes } else { &[] };
+            let (times, samples) = replay(engine, run, s, true, probes, 0).await?;
+            eprintln!(
+                "bench: {}: run {index}/{}: {}",
+                s.what,
+                args.runs,
+                seconds_list(&times)
+            );
+            add_datum_times(side_mut(&mut result, s.side), times);
+            add_probe_times(&mut probed, samples);
+        }
+    }
+    if args.runs < 2 {
+        // No replay of ours: a container for the probes alone.
+        eprintln!("bench: {}: imports alone", w.name);
+        let (_, samples) = replay(engine, run, &staged[0], false, &probes, PROBE_REPEATS).await?;
+        add_probe_times(&mut probed, samples);
+    }
+    let floor = probed.pop().unwrap_or_default();
+    result.imports = probed.pop().unwrap_or_default();
+    Ok((result, floor))
+}
+
+fn add_probe_times(into: &mut [Samples], from: Vec<Samples>) {
+    for (all, some) in into.iter_mut().zip(from) {
+        all.extend(some.values().iter().copied());
+    }
+}
+
+fn side_mut(result: &mut WorkloadResult, side: Side) -> &mut SideResult {
+    match side {
+        Side::Ours => &mut result.ours,
+        Side::Upstream => &mut result.upstream,
+    }
+}
+
+/// The first datum of a container is its fresh sample, the others warm.
+fn add_datum_times(side: &mut SideResult, times: impl IntoIterator<Item = Duration>) {
+    let mut times = times.into_iter();
+    if let Some(first) = times.next() {
+        side.fresh.push(first);
+    }
+    side.warm.extend(times);
+}
+
+/// Datum times for the progress lines: `0.081 0.072 ... s`.
+fn seconds_list(times: &[Duration]) -> String {
+    let mut text: Vec<String> = times
+        .iter()
+        .map(|t| format!("{:.3}", t.as_secs_f64()))
+        .collect();
+    text.push("s per datum".to_string());
+    text.join(" ")
+}
+
+/// Each datum of a workload writes one file; anything else means the
+/// program did not run as meant, and its times would mean nothing.
+fn check_outputs(what: &str, tree: &Tree, datums: usize) -> Result<()> {
+    let files = tree
+        .values()
+        .filter(|e| matches!(e, Entry::File { .. }))
+        .count();
+    if files == datums {
+        Ok(())
+    } else {
+        Err(Error::Failed(format!(
+            "bench {what}: the run phase left {files} files for {datums} datums (one each was expected)"
+        )))
+    }
+}
+
+fn tree_bytes(tree: &Tree) -> u64 {
+    tree.values()
+        .map(|e| match e {
+            Entry::File { contents, .. } => contents.len() as u64,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// What a replay of the run phase needs, staged once.
+struct StagedRun {
+    side: Side,
+    what: String,
+    prepared: Prepared,
+    source_tar: Vec<u8>,
+    build_tar: Vec<u8>,
+}
+
+impl StagedRun {
+    fn new(side: Side, what: String, prepared: Prepared, build_output: &Tree) -> Result<Self> {
+        let source_tar =
+            staging::tar_files(&prepared.source.root, &prepared.source.files, "pfs/source")?;
+        let build_tar = staging::tar_tree(build_output, "pfs/build")?;
+        Ok(StagedRun {
+            side,
+            what,
+            prepared,
+            source_tar,
+            build_tar,
+        })
+    }
+}
+
+/// One run container: the source and build output staged as the harness
+/// stages them; then, when `datums`, every datum, each followed by one round
+/// of the probes; then `rounds` more rounds of the probes. Returns the datum
+/// times and, per probe, its times.
+async fn replay(
+    engine: &Engine,
+    run: &RunId,
+    staged: &StagedRun,
+    datums: bool,
+    probes: &[ExecSpec],
+    rounds: usize,
+) -> Result<(Vec<Duration>, Vec<Samples>)> {
+    let prepared = &staged.prepared;
+    let container = engine
+        .start_container(&ContainerSpec {
+            image: prepared.resolved.run_image.clone(),
+            env: Vec::new(),
+            network: false,
+            labels: Labels::for_run(run, "bench"),
+            name_hint: format!("pachbuild-{}-bench", prepared.pipeline_name),
+        })
+        .await?;
+    let result = async {
+        engine
+            .upload(&container, "/", staged.source_tar.clone())
+            .await?;
+        engine
+            .upload(&container, "/", staged.build_tar.clone())
+            .await?;
+        let mut datum_times = Vec::new();
+        let mut probe_times = vec![Samples::new(); probes.len()];
+        if datums {
+            for (index, datum) in prepared.datums.iter().enumerate() {
+                datum_times.push(run_datum(engine, &container, staged, index, datum).await?);
+                probe_round(engine, &container, staged, probes, &mut probe_times).await?;
+            }
+        }
+        for _ in 0..rounds {
+            probe_round(engine, &container, staged, probes, &mut probe_times).await?;
+        }
+        Ok((datum_times, probe_times))
+    }
+    .await;
+    if let Err(e) = engine.remove_container(&container).await {
+        // The run's clean-up finds it by its label.
+        eprintln!("warning: {e}");
+    }
+    result
+}
+
+/// Each probe once, timed.
+async fn probe_round(
+    engine: &Engine,
+    container: &str,
+    staged: &StagedRun,
+    probes: &[ExecSpec],
+    times: &mut [Samples],
+) -> Result<()> {
+    for (probe, samples) in probes.iter().zip(times.iter_mut()) {
+        let (code, elapsed, tail) = timed_exec(engine, container, probe).await?;
+        if code != 0 {
+            return Err(command_failed(
+                &format!("{}: `{}`", staged.what, probe.cmd.join(" ")),
+                code,
+                &tail,
+            ));
+        }
+        samples.push(elapsed);
+    }
+    Ok(())
+}
+
+/// One datum as the harness runs it: /pfs reset but for source and build,
+/// the datum's files staged, then the command, timed alone.
+async fn run_datum(
+    engine: &Engine,
+    container: &str,
+    staged: &StagedRun,
+    index: usize,
+    datum: &Datum,
+) -> Result<Duration> {
+    let prepared = &staged.prepared;
+    let reset = ExecSpec {
+        cmd: vec![
+            "sh".into(),
+            "-c".into(),
+            "find /pfs -mindepth 1 -maxdepth 1 ! -name source ! -name build -exec rm -rf {} + && mkdir -p /pfs/out".into(),
+        ],
+        working_dir: Some("/".into()),
+        ..ExecSpec::default()
+    };
+    let (code, _, tail) = timed_exec(engine, container, &reset).await?;
+    if code != 0 {
+        return Err(command_failed(
+            &format!("{}: resetting /pfs", staged.what),
+            code,
+            &tail,
+        ));
+    }
+    engine
+        .upload(container, "/", staging::tar_datum(datum)?)
+        .await?;
+    let id = datum.id();
+    let mut env = vec![
+        format!("PPS_PIPELINE_NAME={}", prepared.pipeline_name),
+        format!("PACH_DATUM_ID={id}"),
+    ];
+    env.extend(datum.env().into_iter().map(|(k, v)| format!("{k}={v}")));
+    let exec = ExecSpec {
+        cmd: prepared.resolved.command.clone(),
+        env,
+        working_dir: None,
+        stdin: None,
+    };
+    let (code, elapsed, tail) = timed_exec(engine, container, &exec).await?;
+    if code != 0 {
+        return Err(command_failed(
+            &format!(
+                "{}: datum {} ({})",
+                staged.what,
+                index + 1,
+                datum.describe()
+            ),
+            code,
+            &tail,
+        ));
+    }
+    Ok(elapsed)
+}
+
+/// Runs `exec`; returns its exit code, its time and the tail of its output.
+async fn timed_exec(
+    engine: &Engine,
+    container: &str,
+    exec: &ExecSpec,
+) -> Result<(i64, Duration, Vec<String>)> {
+    let mut tail = Tail::default();
+    let started = Instant::now();
+    let code = engine
+        .exec(container, exec, &mut |_, bytes| tail.push(bytes))
+        .await?;
+    let elapsed = started.elapsed();
+    Ok((code, elapsed, tail.lines(TAIL_LINES)))
+}
+
+fn command_failed(what: &str, code: i64, tail: &[String]) -> Error {
+    let mut message = format!("bench {what}: exited with code {code}");
+    if !tail.is_empty() {
+        message.push_str("; last lines of its output:");
+        for line in tail {
+            message.push_str("\n  | ");
+            message.push_str(line);
+        }
+    }
+    Error::Failed(message)
+}
+
+/// The end of a command's output, bounded in memory.
+#[derive(Debug, Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    const KEEP: usize = 16 * 1024;
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+        if self.0.len() > 2 * Self::KEEP {
+            let cut = self.0.len() - Self::KEEP;
+            self.0.drain(..cut);
+        }
+    }
+
+    /// The last `n` non-empty lines.
+    fn lines(&self, n: usize) -> Vec<String> {
+        let text = String::from_utf8_lossy(&self.0);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(n)..]
+            .iter()
+            .map(|l| l.to_string())
+            .collect()
+    }
+}
+
+/// A folder of this run under the system's temporary folder, removed when
+/// dropped (also when an interrupt drops the command).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn create(run: &RunId) -> Result<Scratch> {
+        let path = std::env::temp_dir().join(format!("pachbuild-bench-{run}"));
+        std::fs::create_dir(&path)
+            .map_err(|e| Error::io("cannot create the temporary folder", &path, e))?;
+        Ok(Scratch(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        let mut tail = Tail::default();
+        tail.push(b"one\ntw");
+        tail.push(b"o\n\nthree\n");
+        assert_eq!(tail.lines(2), ["two", "three"]);
+        assert_eq!(tail.lines(10), ["one", "two", "three"]);
+        for i in 0..10_000 {
+            tail.push(format!("line {i}\n").as_bytes());
+        }
+        assert!(tail.0.len() <= 2 * Tail::KEEP);
+        assert_eq!(tail.lines(1), ["line 9999"]);
+    }
+
+    #[test]
+    fn first_datum_is_fresh_the_rest_warm() {
+        let mut side = SideResult::default();
+        add_datum_times(&mut side, [1, 2, 3].map(Duration::from_secs));
+        add_datum_times(&mut side, [4].map(Duration::from_secs));
+        add_datum_times(&mut side, []);
+        assert_eq!(side.fresh.len(), 2);
+        assert_eq!(side.warm.len(), 2);
+        assert_eq!(side.fresh.median(), Some(2.5));
+    }
+
+    #[test]
+    fn progress_lists_seconds() {
+        let times = [Duration::from_millis(81), Duration::from_millis(1500)];
+        assert_eq!(seconds_list(&times), "0.081 1.500 s per datum");
+    }
+
+    #[test]
+    fn outputs_are_counted() {
+        let tree = Tree::from([
+            (PathBuf::from("a"), Entry::Dir),
+            (PathBuf::from("a/1.txt"), Entry::file("x")),
+            (PathBuf::from("2.txt"), Entry::file("yz")),
+        ]);
+        assert!(check_outputs("t", &tree, 2).is_ok());
+        let err = check_outputs("t", &tree, 3).unwrap_err().to_string();
+        assert!(err.contains("2 files for 3 datums"), "{err}");
+        assert_eq!(tree_bytes(&tree), 3);
+    }
+
+    #[test]
+    fn scratch_is_removed_on_drop() {
+        let scratch = Scratch::create(&RunId::new()).unwrap();
+        let path = scratch.path().to_path_buf();
+        std::fs::write(path.join("f"), "x").unwrap();
+        drop(scratch);
+        assert!(!path.exists());
+    }
+}
