@@ -91,3 +91,35 @@ impl Drop for ImageGuard {
         .join();
     }
 }
+
+/// The image name prefix every end-to-end test uses, apart from the user's.
+pub const TEST_PREFIX: &str = "pachbuild-test";
+
+/// A runner whose bases and builder images are made under [`TEST_PREFIX`]
+/// and labelled ephemeral to `run`, so `engine.clean_up_run(run)` removes them.
+pub fn ephemeral_runner(
+    engine: &Engine,
+    builders_dir: &Path,
+    run: &RunId,
+) -> harness::runner::Runner {
+    let options = harness::runner::RunnerOptions {
+        prefix: TEST_PREFIX.into(),
+        base: harness::builder::BaseOptions {
+            prefix: TEST_PREFIX.into(),
+            run: run.clone(),
+            ephemeral: true,
+            ..harness::builder::BaseOptions::default()
+        },
+        ephemeral_images: true,
+        ..harness::runner::RunnerOptions::default()
+    };
+    harness::runner::Runner::with_engine(engine.clone(), builders_dir, options)
+        .expect("runner options are valid")
+}
+
+/// Prints the lines of an image build worth seeing in a test log.
+pub fn print_setup_line(label: &str, line: &str) {
+    if line.starts_with("Step ") || line.starts_with("base: ") {
+        eprintln!("setup {label} | {line}");
+    }
+}

@@ -8,13 +8,11 @@
 
 use std::process::ExitCode;
 
-use e2e::{repo_root, require_engine, xtask};
-use harness::builder::BaseOptions;
+use e2e::{
+    ephemeral_runner, print_setup_line, repo_root, require_engine, xtask, TEST_PREFIX as PREFIX,
+};
 use harness::engine::RunId;
-use harness::runner::{Runner, RunnerOptions};
 use predicates::prelude::*;
-
-const PREFIX: &str = "pachbuild-test";
 
 fn official_builders() -> Vec<String> {
     let mut names: Vec<String> =
@@ -59,26 +57,12 @@ fn main() -> ExitCode {
     let run = RunId::new();
     let languages = official_builders();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let options = RunnerOptions {
-            prefix: PREFIX.into(),
-            base: BaseOptions {
-                prefix: PREFIX.into(),
-                run: run.clone(),
-                ephemeral: true,
-                ..BaseOptions::default()
-            },
-            ephemeral_images: true,
-            ..RunnerOptions::default()
-        };
-        let runner =
-            Runner::with_engine(engine.clone(), repo_root().join("builders"), options).unwrap();
+        let runner = ephemeral_runner(&engine, &repo_root().join("builders"), &run);
         for language in &languages {
             let started = std::time::Instant::now();
-            rt.block_on(runner.ensure_builder(language, &mut |line| {
-                if line.starts_with("Step ") || line.starts_with("base: ") {
-                    eprintln!("setup {language} | {line}")
-                }
-            }))
+            rt.block_on(
+                runner.ensure_builder(language, &mut |line| print_setup_line(language, line)),
+            )
             .unwrap_or_else(|e| panic!("building the {language} builder: {e}"));
             eprintln!(
                 "setup {language}: base and image in {:.0}s",

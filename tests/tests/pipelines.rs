@@ -10,13 +10,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use e2e::{repo_root, require_engine, xtask};
-use harness::builder::BaseOptions;
+use e2e::{
+    ephemeral_runner, print_setup_line, repo_root, require_engine, xtask, TEST_PREFIX as PREFIX,
+};
 use harness::engine::{Engine, RunId, LABEL_MANAGED};
-use harness::runner::{Runner, RunnerOptions};
 use predicates::prelude::*;
-
-const PREFIX: &str = "pachbuild-test";
 
 fn fixtures_root() -> PathBuf {
     repo_root().join("tests/fixtures")
@@ -473,25 +471,9 @@ fn main() -> ExitCode {
     let run = RunId::new();
     // The shared builder image (and its base), ephemeral to this run.
     let engine: Engine = rt.block_on(require_engine());
-    let options = RunnerOptions {
-        prefix: PREFIX.into(),
-        base: BaseOptions {
-            prefix: PREFIX.into(),
-            run: run.clone(),
-            ephemeral: true,
-            ..BaseOptions::default()
-        },
-        ephemeral_images: true,
-        ..RunnerOptions::default()
-    };
-    let runner =
-        Runner::with_engine(engine.clone(), fixtures_root().join("builders"), options).unwrap();
-    rt.block_on(runner.ensure_builder("shtest", &mut |line| {
-        if line.starts_with("Step ") || line.starts_with("base: ") {
-            eprintln!("setup | {line}")
-        }
-    }))
-    .expect("the shtest builder image builds");
+    let runner = ephemeral_runner(&engine, &fixtures_root().join("builders"), &run);
+    rt.block_on(runner.ensure_builder("shtest", &mut |line| print_setup_line("shtest", line)))
+        .expect("the shtest builder image builds");
     let xtask = e2e::xtask_binary();
     assert!(xtask.is_file(), "xtask binary at {}", xtask.display());
 
