@@ -1,6 +1,7 @@
 //! The official builders, end to end: their bases are made offline, their
 //! images built, and every fixture of `builders/*/fixtures` run through
-//! `cargo xtask test-builder`, as a newcomer's first command would.
+//! `cargo xtask test-builder`, as a newcomer's first command would; then
+//! `cargo xtask validate` checks each folder and image.
 //!
 //! Images are made under the `pachbuild-test` prefix and labelled ephemeral,
 //! so the clean-up at the end removes them and the user's own images are
@@ -83,6 +84,17 @@ fn main() -> ExitCode {
                 "{total} passed, 0 failed"
             )))
             .stdout(predicate::str::contains("(reused)"));
+        // Every static check, both linters, and the image checks of each
+        // builder.yaml against the images just built.
+        xtask()
+            .args(["--prefix", PREFIX, "validate"])
+            .args(&languages)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!(
+                "validate: 0 problem(s) in {} builder(s)",
+                languages.len()
+            )));
     }));
     let cleaned = rt.block_on(engine.clean_up_run(&run));
     match (&outcome, cleaned) {
