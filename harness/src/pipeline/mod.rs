@@ -281,95 +281,173 @@ async fn run_phase(
     report: &mut Report,
     sink: LineSink<'_>,
 ) -> Result<Vec<(String, Tree)>> {
-    let resolved = &prepared.resolved;
     let mut outputs = Vec::new();
     if selected.is_empty() {
         return Ok(outputs);
     }
-    let container = engine
-        .start_container(&ContainerSpec {
-            image: resolved.run_image.clone(),
-            env: Vec::new(),
-            network: options.run_network,
-            labels: labels(options, "run-phase"),
-            name_hint: format!("pachbuild-{}-run", prepared.pipeline_name),
-        })
-        .await?;
+    let container =
+        RunContainer::start(engine, prepared, options, source_tar, &report.build_output).await?;
     let result = async {
-        engine.upload(&container, "/", source_tar.to_vec()).await?;
-        engine
-            .upload(
-                &container,
-                "/",
-                staging::tar_tree(&report.build_output, "pfs/build")?,
-            )
-            .await?;
-        let stdin = (!resolved.stdin.is_empty()).then(|| {
-            let mut text = resolved.stdin.join("\n");
-            text.push('\n');
-            text.into_bytes()
-        });
         let total = selected.len();
         for (index, datum) in selected.iter().enumerate() {
-            let id = datum.id();
-            let label = format!("datum {}/{total} {id}", index + 1);
-            let mut log = PhaseLog::create(&options.log_dir, &format!("datum-{id}.log"), &label)?;
-            log.note(
-                &format!("{} → `{}`", datum.describe(), resolved.command.join(" ")),
-                sink,
-            );
-            // Only /pfs is reset between datums, as on the platform's workers.
-            engine
-                .exec(&container, &reset_pfs(), &mut |_, _| {})
-                .await?;
-            engine
-                .upload(&container, "/", staging::tar_datum(datum)?)
-                .await?;
-            let mut env = vec![
-                format!("PPS_PIPELINE_NAME={}", prepared.pipeline_name),
-                format!("PACH_JOB_ID={}", options.run),
-                format!("PACH_DATUM_ID={id}"),
-            ];
-            env.extend(datum.env().into_iter().map(|(k, v)| format!("{k}={v}")));
-            let spec_env = &prepared.loaded.spec.transform.env;
-            env.extend(spec_env.iter().map(|(k, v)| format!("{k}={v}")));
-            let exec = ExecSpec {
-                cmd: resolved.command.clone(),
-                env,
-                working_dir: None,
-                stdin: stdin.clone(),
-            };
-            let started = Instant::now();
-            let code = engine
-                .exec(&container, &exec, &mut |stream, bytes| {
-                    log.write(stream, bytes, sink)
-                })
-                .await?;
-            report.datum_times.push((id.clone(), started.elapsed()));
-            log.finish(sink);
-            if code != 0 {
-                log.note(&format!("the command exited with code {code}"), sink);
-                report.output = Err(PhaseFailure {
-                    phase: Phase::Run,
-                    datum: Some((datum.describe(), id)),
-                    exit_code: code,
-                    log_path: log.path.clone(),
-                    tail: log.tail(),
-                });
-                return Ok(());
+            let label = format!("datum {}/{total} {}", index + 1, datum.id());
+            let done = container.run_datum(datum, &label, sink).await?;
+            report.datum_times.push((datum.id(), done.elapsed));
+            match done.output {
+                Ok(tree) => outputs.push((format!("{} ({})", datum.id(), datum.describe()), tree)),
+                Err(failure) => {
+                    report.output = Err(failure);
+                    return Ok(());
+                }
             }
-            let tar = engine.download(&container, "/pfs/out").await?;
-            outputs.push((
-                format!("{id} ({})", datum.describe()),
-                staging::tree_from_tar(&tar, "out")?,
-            ));
         }
         Ok::<(), Error>(())
     }
     .await;
-    finish_container(engine, &container, options.keep, &mut report.kept).await;
+    container.finish(options.keep, &mut report.kept).await;
     result?;
     Ok(outputs)
+}
+
+/// A run-phase container: the job's worker. `/pfs/source` and `/pfs/build`
+/// are staged once; each [`RunContainer::run_datum`] resets the rest of
+/// `/pfs`, stages the datum and runs the command, as the platform does.
+/// Public so that benchmarks time exactly what a run does.
+pub struct RunContainer<'a> {
+    engine: &'a Engine,
+    prepared: &'a Prepared,
+    options: &'a RunOptions,
+    id: String,
+    stdin: Option<Vec<u8>>,
+}
+
+/// One datum's run.
+#[derive(Debug)]
+pub struct DatumRun {
+    /// The command's time alone (not staging or download).
+    pub elapsed: Duration,
+    /// The datum's `/pfs/out`, or why the command failed.
+    pub output: std::result::Result<Tree, PhaseFailure>,
+}
+
+impl<'a> RunContainer<'a> {
+    /// Starts the container from the run image and stages the source and
+    /// the build output.
+    pub async fn start(
+        engine: &'a Engine,
+        prepared: &'a Prepared,
+        options: &'a RunOptions,
+        source_tar: &[u8],
+        build_output: &Tree,
+    ) -> Result<RunContainer<'a>> {
+        let resolved = &prepared.resolved;
+        let id = engine
+            .start_container(&ContainerSpec {
+                image: resolved.run_image.clone(),
+                env: Vec::new(),
+                network: options.run_network,
+                labels: labels(options, "run-phase"),
+                name_hint: format!("pachbuild-{}-run", prepared.pipeline_name),
+            })
+            .await?;
+        let container = RunContainer {
+            engine,
+            prepared,
+            options,
+            id,
+            stdin: (!resolved.stdin.is_empty()).then(|| {
+                let mut text = resolved.stdin.join("\n");
+                text.push('\n');
+                text.into_bytes()
+            }),
+        };
+        let staged = async {
+            engine
+                .upload(&container.id, "/", source_tar.to_vec())
+                .await?;
+            let build = staging::tar_tree(build_output, "pfs/build")?;
+            engine.upload(&container.id, "/", build).await
+        }
+        .await;
+        if let Err(e) = staged {
+            container.finish(false, &mut Vec::new()).await;
+            return Err(e);
+        }
+        Ok(container)
+    }
+
+    /// The container's id, for extra commands (benchmark probes).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Runs one datum; `label` prefixes its log lines.
+    pub async fn run_datum(
+        &self,
+        datum: &Datum,
+        label: &str,
+        sink: LineSink<'_>,
+    ) -> Result<DatumRun> {
+        let (engine, prepared, options) = (self.engine, self.prepared, self.options);
+        let resolved = &prepared.resolved;
+        let id = datum.id();
+        let mut log = PhaseLog::create(&options.log_dir, &format!("datum-{id}.log"), label)?;
+        log.note(
+            &format!("{} → `{}`", datum.describe(), resolved.command.join(" ")),
+            sink,
+        );
+        // Only /pfs is reset between datums, as on the platform's workers.
+        engine.exec(&self.id, &reset_pfs(), &mut |_, _| {}).await?;
+        engine
+            .upload(&self.id, "/", staging::tar_datum(datum)?)
+            .await?;
+        let mut env = vec![
+            format!("PPS_PIPELINE_NAME={}", prepared.pipeline_name),
+            format!("PACH_JOB_ID={}", options.run),
+            format!("PACH_DATUM_ID={id}"),
+        ];
+        env.extend(datum.env().into_iter().map(|(k, v)| format!("{k}={v}")));
+        let spec_env = &prepared.loaded.spec.transform.env;
+        env.extend(spec_env.iter().map(|(k, v)| format!("{k}={v}")));
+        let exec = ExecSpec {
+            cmd: resolved.command.clone(),
+            env,
+            working_dir: None,
+            stdin: self.stdin.clone(),
+        };
+        let started = Instant::now();
+        let code = engine
+            .exec(&self.id, &exec, &mut |stream, bytes| {
+                log.write(stream, bytes, sink)
+            })
+            .await?;
+        let elapsed = started.elapsed();
+        log.finish(sink);
+        if code != 0 {
+            log.note(&format!("the command exited with code {code}"), sink);
+            let failure = PhaseFailure {
+                phase: Phase::Run,
+                datum: Some((datum.describe(), id)),
+                exit_code: code,
+                log_path: log.path.clone(),
+                tail: log.tail(),
+            };
+            return Ok(DatumRun {
+                elapsed,
+                output: Err(failure),
+            });
+        }
+        let tar = engine.download(&self.id, "/pfs/out").await?;
+        Ok(DatumRun {
+            elapsed,
+            output: Ok(staging::tree_from_tar(&tar, "out")?),
+        })
+    }
+
+    /// Removes the container, or keeps it (and records it) for debugging.
+    pub async fn finish(self, keep: bool, kept: &mut Vec<String>) {
+        finish_container(self.engine, &self.id, keep, kept).await;
+    }
 }
 
 /// Empties /pfs but for the source and build, which stay for the whole job.

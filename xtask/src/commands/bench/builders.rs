@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use harness::builder::image::{self, ImageOptions};
 use harness::builder::Base;
-use harness::datum::Datum;
-use harness::engine::{ContainerSpec, Engine, ExecSpec, Labels, RunId};
+use harness::engine::{Engine, ExecSpec, RunId};
 use harness::error::exit;
 use harness::output::{Entry, Tree};
-use harness::pipeline::{self, Prepared};
+use harness::pipeline::{self, Prepared, RunContainer, RunOptions};
 use harness::runner::Runner;
 use harness::staging;
+use harness::trust::Trust;
 use harness::{Error, Result};
 
 use super::stats::Samples;
@@ -154,7 +154,6 @@ async fn bench_workload(
     args: &BenchArgs,
 ) -> Result<(WorkloadResult, Samples)> {
     let engine = runner.engine();
-    let run = runner.run_id();
     let mut result = WorkloadResult {
         name: w.name.to_string(),
         imports_code: w.imports.to_string(),
@@ -194,7 +193,13 @@ async fn bench_workload(
             seconds_list(&times)
         );
         add_datum_times(target, times);
-        staged.push(StagedRun::new(side, what, prepared, &report.build_output)?);
+        staged.push(StagedRun::new(
+            side,
+            what,
+            prepared,
+            &report.build_output,
+            runner,
+        )?);
     }
 
     // The program's imports alone, and a bare exec, in our run image with
@@ -223,7 +228,7 @@ async fn bench_workload(
     for index in 2..=args.runs {
         for s in &staged {
             let probes: &[ExecSpec] = if s.side == Side::Ours { &probes } else { &[] };
-            let (times, samples) = replay(engine, run, s, true, probes, 0).await?;
+            let (times, samples) = replay(engine, s, true, probes, 0).await?;
             eprintln!(
                 "bench: {}: run {index}/{}: {}",
                 s.what,
@@ -237,7 +242,7 @@ async fn bench_workload(
     if args.runs < 2 {
         // No replay of ours: a container for the probes alone.
         eprintln!("bench: {}: imports alone", w.name);
-        let (_, samples) = replay(engine, run, &staged[0], false, &probes, PROBE_REPEATS).await?;
+        let (_, samples) = replay(engine, &staged[0], false, &probes, PROBE_REPEATS).await?;
         add_probe_times(&mut probed, samples);
     }
     let floor = probed.pop().unwrap_or_default();
@@ -302,77 +307,89 @@ fn tree_bytes(tree: &Tree) -> u64 {
         .sum()
 }
 
-/// What a replay of the run phase needs, staged once.
+/// What a replay of the run phase needs.
 struct StagedRun {
     side: Side,
     what: String,
     prepared: Prepared,
+    options: RunOptions,
     source_tar: Vec<u8>,
-    build_tar: Vec<u8>,
+    build_output: Tree,
 }
 
 impl StagedRun {
-    fn new(side: Side, what: String, prepared: Prepared, build_output: &Tree) -> Result<Self> {
+    fn new(
+        side: Side,
+        what: String,
+        prepared: Prepared,
+        build_output: &Tree,
+        runner: &Runner,
+    ) -> Result<Self> {
         let source_tar =
             staging::tar_files(&prepared.source.root, &prepared.source.files, "pfs/source")?;
-        let build_tar = staging::tar_tree(build_output, "pfs/build")?;
+        let options = RunOptions {
+            run: runner.run_id().clone(),
+            datum: None,
+            strict_outputs: false,
+            keep: false,
+            trust: Trust::default(),
+            run_network: false,
+            log_dir: runner
+                .log_dir()
+                .join(format!("replay-{}", prepared.pipeline_name)),
+        };
         Ok(StagedRun {
             side,
             what,
             prepared,
+            options,
             source_tar,
-            build_tar,
+            build_output: build_output.clone(),
         })
     }
 }
 
-/// One run container: the source and build output staged as the harness
-/// stages them; then, when `datums`, every datum, each followed by one round
+/// One run container, exactly as the harness runs the run phase
+/// ([`RunContainer`]); when `datums`, every datum, each followed by one round
 /// of the probes; then `rounds` more rounds of the probes. Returns the datum
 /// times and, per probe, its times.
 async fn replay(
     engine: &Engine,
-    run: &RunId,
     staged: &StagedRun,
     datums: bool,
     probes: &[ExecSpec],
     rounds: usize,
 ) -> Result<(Vec<Duration>, Vec<Samples>)> {
     let prepared = &staged.prepared;
-    let container = engine
-        .start_container(&ContainerSpec {
-            image: prepared.resolved.run_image.clone(),
-            env: Vec::new(),
-            network: false,
-            labels: Labels::for_run(run, "bench"),
-            name_hint: format!("pachbuild-{}-bench", prepared.pipeline_name),
-        })
-        .await?;
+    let container = RunContainer::start(
+        engine,
+        prepared,
+        &staged.options,
+        &staged.source_tar,
+        &staged.build_output,
+    )
+    .await?;
     let result = async {
-        engine
-            .upload(&container, "/", staged.source_tar.clone())
-            .await?;
-        engine
-            .upload(&container, "/", staged.build_tar.clone())
-            .await?;
         let mut datum_times = Vec::new();
         let mut probe_times = vec![Samples::new(); probes.len()];
         if datums {
             for (index, datum) in prepared.datums.iter().enumerate() {
-                datum_times.push(run_datum(engine, &container, staged, index, datum).await?);
-                probe_round(engine, &container, staged, probes, &mut probe_times).await?;
+                let label = format!("datum {}", index + 1);
+                let done = container.run_datum(datum, &label, &mut |_, _| {}).await?;
+                if let Err(failure) = done.output {
+                    return Err(Error::Failed(format!("bench {}: {failure}", staged.what)));
+                }
+                datum_times.push(done.elapsed);
+                probe_round(engine, container.id(), staged, probes, &mut probe_times).await?;
             }
         }
         for _ in 0..rounds {
-            probe_round(engine, &container, staged, probes, &mut probe_times).await?;
+            probe_round(engine, container.id(), staged, probes, &mut probe_times).await?;
         }
         Ok((datum_times, probe_times))
     }
     .await;
-    if let Err(e) = engine.remove_container(&container).await {
-        // The run's clean-up finds it by its label.
-        eprintln!("warning: {e}");
-    }
+    container.finish(false, &mut Vec::new()).await;
     result
 }
 
@@ -396,64 +413,6 @@ async fn probe_round(
         samples.push(elapsed);
     }
     Ok(())
-}
-
-/// One datum as the harness runs it: /pfs reset but for source and build,
-/// the datum's files staged, then the command, timed alone.
-async fn run_datum(
-    engine: &Engine,
-    container: &str,
-    staged: &StagedRun,
-    index: usize,
-    datum: &Datum,
-) -> Result<Duration> {
-    let prepared = &staged.prepared;
-    let reset = ExecSpec {
-        cmd: vec![
-            "sh".into(),
-            "-c".into(),
-            "find /pfs -mindepth 1 -maxdepth 1 ! -name source ! -name build -exec rm -rf {} + && mkdir -p /pfs/out".into(),
-        ],
-        working_dir: Some("/".into()),
-        ..ExecSpec::default()
-    };
-    let (code, _, tail) = timed_exec(engine, container, &reset).await?;
-    if code != 0 {
-        return Err(command_failed(
-            &format!("{}: resetting /pfs", staged.what),
-            code,
-            &tail,
-        ));
-    }
-    engine
-        .upload(container, "/", staging::tar_datum(datum)?)
-        .await?;
-    let id = datum.id();
-    let mut env = vec![
-        format!("PPS_PIPELINE_NAME={}", prepared.pipeline_name),
-        format!("PACH_DATUM_ID={id}"),
-    ];
-    env.extend(datum.env().into_iter().map(|(k, v)| format!("{k}={v}")));
-    let exec = ExecSpec {
-        cmd: prepared.resolved.command.clone(),
-        env,
-        working_dir: None,
-        stdin: None,
-    };
-    let (code, elapsed, tail) = timed_exec(engine, container, &exec).await?;
-    if code != 0 {
-        return Err(command_failed(
-            &format!(
-                "{}: datum {} ({})",
-                staged.what,
-                index + 1,
-                datum.describe()
-            ),
-            code,
-            &tail,
-        ));
-    }
-    Ok(elapsed)
 }
 
 /// Runs `exec`; returns its exit code, its time and the tail of its output.
