@@ -1,17 +1,37 @@
 #!/bin/sh
 # pachbuild rust builder: run phase, once per datum.
 #
-# The platform runs `sh /pfs/build/run.sh [args]`: the build output is at
-# /pfs/build, the user's source at /pfs/source, the datum's input files at
-# /pfs/<input> (its path is in the environment variable named after the
-# input) and the output goes to /pfs/out. Files under /pfs carry no exec
-# bits, so programs are run through their interpreter (or copied to /tmp and
-# made executable first).
-#
-# Every pachbuild builder runs the user's program from the source root and
-# passes on all its arguments unchanged. A language changes only the last
-# line, e.g. `exec python3 main.py "$@"`.
+# The platform runs `sh /pfs/build/run.sh [args]`. Files under /pfs carry no
+# exec bit, so the binary is copied to an executable file outside /pfs once;
+# state outside /pfs survives from one datum to the next in a container, so
+# later datums reuse that copy. The copy is named after the build's id, so a
+# different build never reuses it. The program runs from the source root:
+# `cd /pfs/source`, then `main "$@"`.
 set -eu
 
+# The build output is the folder holding this script (/pfs/build on the
+# platform). Worked out without forking: this runs on every datum.
+case $0 in
+    */*) build=${0%/*} ;;
+    *) build=. ;;
+esac
+case $build in
+    /*) ;;
+    *) build=$PWD/$build ;;
+esac
+
+id=
+if [ -f "$build/build-id" ]; then
+    read -r id <"$build/build-id" || :
+fi
+bin=${TMPDIR:-/tmp}/pachbuild-rust-main${id:+-$id}
+if [ ! -x "$bin" ]; then
+    # Copy, then rename: a half-written copy is never executed.
+    tmp=$(mktemp "$bin.XXXXXX")
+    cp "$build/main" "$tmp"
+    chmod 0755 "$tmp"
+    mv -f "$tmp" "$bin"
+fi
+
 cd /pfs/source
-exec sh /pfs/build/main.sh "$@"
+exec "$bin" "$@"
