@@ -67,7 +67,8 @@ fn the_official_builders_pass_the_static_checks_without_an_engine() {
         .success()
         .stdout(predicate::str::contains("python: ok (static checks"))
         .stdout(predicate::str::contains("go: ok (static checks"))
-        .stdout(predicate::str::contains("validate: 0 problem(s) in "));
+        .stdout(predicate::str::contains("rust: ok (static checks"))
+        .stdout(predicate::str::contains("validate: 0 problem(s) in 3 builder(s)"));
 }
 
 #[test]
