@@ -68,7 +68,9 @@ fn the_official_builders_pass_the_static_checks_without_an_engine() {
         .stdout(predicate::str::contains("python: ok (static checks"))
         .stdout(predicate::str::contains("go: ok (static checks"))
         .stdout(predicate::str::contains("rust: ok (static checks"))
-        .stdout(predicate::str::contains("validate: 0 problem(s) in 3 builder(s)"));
+        .stdout(predicate::str::contains(
+            "validate: 0 problem(s) in 3 builder(s)",
+        ));
 }
 
 #[test]
