@@ -83,7 +83,7 @@ pub struct Runner {
     options: RunnerOptions,
     run: RunId,
     trust: Trust,
-    images: Mutex<HashMap<String, BuilderImage>>,
+    images: Mutex<HashMap<String, (Base, BuilderImage)>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -143,6 +143,12 @@ impl Runner {
         language: &str,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(Base, BuilderImage)> {
+        // Held across the whole call: one build per language even when
+        // fixtures ask at once, and a cached pair costs no engine call.
+        let mut images = self.images.lock().await;
+        if let Some(found) = images.get(language) {
+            return Ok(found.clone());
+        }
         let dir = self.builders_dir.join(language);
         let meta = BuilderMeta::load(&dir)?;
         let mut base_options = self.options.base.clone();
@@ -153,10 +159,6 @@ impl Runner {
             progress(&format!("base: {line}"))
         })
         .await?;
-        let mut images = self.images.lock().await;
-        if let Some(found) = images.get(language) {
-            return Ok((base, found.clone()));
-        }
         let options = ImageOptions {
             tag: meta.builder_image(&self.options.prefix),
             revision: image::git_revision(&self.builders_dir),
@@ -165,7 +167,7 @@ impl Runner {
             ephemeral: self.options.ephemeral_images,
         };
         let built = image::ensure(&self.engine, &dir, &meta, &base, &options, progress).await?;
-        images.insert(language.to_string(), built.clone());
+        images.insert(language.to_string(), (base.clone(), built.clone()));
         Ok((base, built))
     }
 

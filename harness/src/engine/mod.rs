@@ -604,12 +604,8 @@ impl Engine {
         for (id, _) in &found.containers {
             self.remove_container(id).await?;
         }
-        let ephemeral = self
-            .find_labelled(&format!("{LABEL_RUN}={run}"))
-            .await?
-            .images;
         let mut removed_images = Vec::new();
-        for (id, tag) in ephemeral {
+        for (id, tag) in found.images {
             if let Some(info) = self.image(&id).await? {
                 if info.labels.get(LABEL_EPHEMERAL).map(String::as_str) == Some("true") {
                     self.remove_image(&id).await?;
