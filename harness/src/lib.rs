@@ -13,6 +13,7 @@ pub mod runner;
 pub mod source;
 pub mod spec;
 pub mod staging;
+pub mod stream;
 pub mod trust;
 pub mod yaml;
 

@@ -242,7 +242,9 @@ pub fn write_tree(tree: &Tree, dest: &Path) -> Result<()> {
     Ok(())
 }
 
-fn ensure_no_symlink_parent(dest: &Path, path: &Path) -> Result<()> {
+/// Refuses a path whose parent, under `dest`, is a symlink: writing it would
+/// land wherever the link points.
+pub(crate) fn ensure_no_symlink_parent(dest: &Path, path: &Path) -> Result<()> {
     let mut at = dest.to_path_buf();
     let parents: Vec<_> = path.components().collect();
     for c in parents.iter().take(parents.len().saturating_sub(1)) {
@@ -267,6 +269,17 @@ fn remove_if_symlink(path: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Gives a written file the modes outputs get: 0644, or 0755 when executable.
+pub(crate) fn set_file_mode(path: &Path, executable: bool) -> Result<()> {
+    set_mode(path, if executable { 0o755 } else { 0o644 })
+}
+
+/// Puts a symlink at `at`, replacing a symlink already there.
+pub(crate) fn replace_with_symlink(to: &Path, at: &Path) -> Result<()> {
+    remove_if_symlink(at)?;
+    make_symlink(to, at)
 }
 
 #[cfg(unix)]
@@ -400,6 +413,271 @@ pub fn diff(expected: &Tree, actual: &Tree) -> Option<String> {
     } else {
         Some(report.trim_end().to_string())
     }
+}
+
+/// Files larger than this are compared by streaming and reported by size
+/// and digest, never loaded whole.
+const INLINE_LIMIT: u64 = 1024 * 1024;
+
+/// [`diff`] for two folders on disk (`expected/` and an output), reading
+/// files through a small buffer: memory does not grow with the output.
+pub fn diff_dirs(expected: &Path, actual: &Path) -> Result<Option<String>> {
+    let want = list_leaves(expected)?;
+    let got = list_leaves(actual)?;
+    let mut report = String::new();
+    let missing: Vec<&PathBuf> = want.keys().filter(|p| !got.contains_key(*p)).collect();
+    let extra: Vec<&PathBuf> = got.keys().filter(|p| !want.contains_key(*p)).collect();
+    if !missing.is_empty() {
+        let _ = writeln!(report, "missing files (expected, not in the output):");
+        for p in &missing {
+            let _ = writeln!(report, "  {}", p.display());
+        }
+    }
+    if !extra.is_empty() {
+        let _ = writeln!(report, "extra files (in the output, not expected):");
+        for p in &extra {
+            let _ = writeln!(report, "  {}", p.display());
+        }
+    }
+    for (path, w) in &want {
+        let Some(g) = got.get(path) else { continue };
+        let (a, b) = (expected.join(path), actual.join(path));
+        let text = match (w, g) {
+            (Leaf::File(la), Leaf::File(lb)) => {
+                if la == lb && same_contents(&a, &b)? {
+                    continue;
+                }
+                if *la <= INLINE_LIMIT && *lb <= INLINE_LIMIT {
+                    let read = |p: &Path| fs::read(p).with_path("read", p);
+                    diff_entry(path, &Entry::file(read(&a)?), &Entry::file(read(&b)?))
+                } else {
+                    Some(format!(
+                        "differs: {} (large): expected {la} bytes (sha256 {}), got {lb} bytes (sha256 {})\n",
+                        path.display(),
+                        file_digest(&a)?,
+                        file_digest(&b)?
+                    ))
+                }
+            }
+            (w, g) => diff_entry(path, &w.as_entry(), &g.as_entry()),
+        };
+        if let Some(text) = text {
+            report.push_str(&text);
+        }
+    }
+    Ok((!report.is_empty()).then(|| report.trim_end().to_string()))
+}
+
+/// A file or symlink of a folder on disk, without its contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Leaf {
+    File(u64),
+    Symlink(PathBuf),
+}
+
+impl Leaf {
+    fn as_entry(&self) -> Entry {
+        match self {
+            Leaf::File(_) => Entry::file(Vec::new()),
+            Leaf::Symlink(to) => Entry::Symlink(to.clone()),
+        }
+    }
+}
+
+/// Every file and symlink under `dir` (folders are not compared).
+fn list_leaves(dir: &Path) -> Result<BTreeMap<PathBuf, Leaf>> {
+    let mut out = BTreeMap::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let here = dir.join(&rel);
+        for entry in fs::read_dir(&here).with_path("read folder", &here)? {
+            let entry = entry.with_path("read folder", &here)?;
+            let rel = rel.join(entry.file_name());
+            let meta = entry.metadata().with_path("read", entry.path())?;
+            if meta.file_type().is_symlink() {
+                let to = fs::read_link(entry.path()).with_path("read symlink", entry.path())?;
+                out.insert(rel, Leaf::Symlink(to));
+            } else if meta.is_dir() {
+                stack.push(rel);
+            } else {
+                out.insert(rel, Leaf::File(meta.len()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn same_contents(a: &Path, b: &Path) -> Result<bool> {
+    use std::io::Read;
+    let open = |p: &Path| fs::File::open(p).with_path("read", p);
+    let (mut fa, mut fb) = (open(a)?, open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let na = read_full(&mut fa, &mut ba).with_path("read", a)?;
+        let nb = read_full(&mut fb, &mut bb).with_path("read", b)?;
+        if na != nb || ba[..na] != bb[..nb] {
+            return Ok(false);
+        }
+        if na == 0 {
+            return Ok(true);
+        }
+    }
+
+    fn read_full(f: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read(&mut buf[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn file_digest(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut file = fs::File::open(path).with_path("read", path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).with_path("read", path)?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// The outcome of [`merge_dirs`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MergedDirs {
+    pub files: usize,
+    pub warnings: Vec<String>,
+}
+
+/// [`merge`] on disk: moves each datum's output folder (in datum order,
+/// with a label each) into `dest`, appending files that two datums write,
+/// with the same warnings and errors. The datum folders are consumed.
+pub fn merge_dirs(outputs: &[(String, PathBuf)], dest: &Path, strict: bool) -> Result<MergedDirs> {
+    fs::create_dir_all(dest).with_path("create folder", dest)?;
+    let mut writers: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    let mut files = 0;
+    for (label, dir) in outputs {
+        if !dir.exists() {
+            continue;
+        }
+        let mut stack = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let here = dir.join(&rel);
+            let mut names: Vec<_> = fs::read_dir(&here)
+                .with_path("read folder", &here)?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<std::io::Result<_>>()
+                .with_path("read folder", &here)?;
+            names.sort();
+            for name in names {
+                let rel = rel.join(name);
+                let (src, to) = (dir.join(&rel), dest.join(&rel));
+                let new_kind = leaf_kind(&src)?.unwrap_or("a file");
+                let old_kind = leaf_kind(&to)?;
+                let first = || {
+                    writers
+                        .get(&rel)
+                        .and_then(|w| w.first())
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                match (old_kind, new_kind) {
+                    (None, "a folder") => {
+                        fs::create_dir(&to).with_path("create folder", &to)?;
+                        stack.push(rel);
+                        continue;
+                    }
+                    (Some("a folder"), "a folder") => {
+                        stack.push(rel);
+                        continue;
+                    }
+                    (None, "a symlink") => {
+                        let target = fs::read_link(&src).with_path("read symlink", &src)?;
+                        make_symlink(&target, &to)?;
+                    }
+                    (None, _) => {
+                        move_file(&src, &to)?;
+                        files += 1;
+                    }
+                    (Some("a file"), "a file") => {
+                        if strict {
+                            return Err(Error::Failed(format!(
+                                "datums {} and {label} both write output file `{}` (strict mode: \
+                                 the platform would append them in no particular order)",
+                                first(),
+                                rel.display()
+                            )));
+                        }
+                        append_file(&src, &to)?;
+                    }
+                    (Some(existing), new) => {
+                        return Err(Error::Failed(format!(
+                            "datum {} writes `{}` as {existing} and datum {label} as {new}; outputs cannot be merged",
+                            first(),
+                            rel.display()
+                        )))
+                    }
+                }
+                writers.entry(rel).or_default().push(label.clone());
+            }
+        }
+    }
+    let warnings = writers
+        .into_iter()
+        .filter(|(_, w)| w.len() > 1)
+        .map(|(path, w)| {
+            format!(
+                "output file `{}` is written by datums {}: appended in that order \
+                 (the platform appends in no particular order; --strict-outputs makes this an error)",
+                path.display(),
+                w.join(" and ")
+            )
+        })
+        .collect();
+    Ok(MergedDirs { files, warnings })
+}
+
+fn leaf_kind(path: &Path) -> Result<Option<&'static str>> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Ok(Some("a symlink")),
+        Ok(m) if m.is_dir() => Ok(Some("a folder")),
+        Ok(_) => Ok(Some("a file")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
+fn move_file(src: &Path, to: &Path) -> Result<()> {
+    if fs::rename(src, to).is_ok() {
+        return Ok(());
+    }
+    // Another file system: copy (modes come along), then drop the source.
+    fs::copy(src, to).with_path("write", to)?;
+    fs::remove_file(src).with_path("remove", src)
+}
+
+fn append_file(src: &Path, to: &Path) -> Result<()> {
+    let mut from = fs::File::open(src).with_path("read", src)?;
+    let mut into = fs::OpenOptions::new()
+        .append(true)
+        .open(to)
+        .with_path("append to", to)?;
+    std::io::copy(&mut from, &mut into).with_path("append to", to)?;
+    let exec =
+        |p: &Path| -> Result<bool> { Ok(is_executable(&fs::metadata(p).with_path("read", p)?)) };
+    if exec(src)? && !exec(to)? {
+        set_mode(to, 0o755)?;
+    }
+    Ok(())
 }
 
 fn diff_entry(path: &Path, want: &Entry, got: &Entry) -> Option<String> {
@@ -672,5 +950,100 @@ mod tests {
         )
         .unwrap();
         assert!(prefix.contains("1 extra bytes"), "{prefix}");
+    }
+
+    fn datum_dir(root: &Path, name: &str, files: &[(&str, &str)]) -> (String, PathBuf) {
+        let dir = root.join(name);
+        for (path, text) in files {
+            let p = dir.join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        }
+        fs::create_dir_all(&dir).unwrap();
+        (name.to_string(), dir)
+    }
+
+    #[test]
+    fn merging_on_disk_moves_appends_in_order_and_warns() {
+        let root = tempfile::tempdir().unwrap();
+        let outputs = vec![
+            datum_dir(root.path(), "d1", &[("a/x", "1"), ("all", "one\n")]),
+            datum_dir(root.path(), "d2", &[("b", "2"), ("all", "two\n")]),
+        ];
+        let dest = root.path().join("merged");
+        let merged = merge_dirs(&outputs, &dest, false).unwrap();
+        assert_eq!(merged.files, 3);
+        assert_eq!(fs::read_to_string(dest.join("all")).unwrap(), "one\ntwo\n");
+        assert_eq!(fs::read_to_string(dest.join("a/x")).unwrap(), "1");
+        assert_eq!(merged.warnings.len(), 1);
+        assert!(
+            merged.warnings[0].contains("`all`") && merged.warnings[0].contains("d1 and d2"),
+            "{:?}",
+            merged.warnings
+        );
+        // The same result as merging in memory.
+        let in_memory = merge(
+            vec![
+                (
+                    "d1".into(),
+                    tree(&[("a/x", Entry::file("1")), ("all", Entry::file("one\n"))]),
+                ),
+                (
+                    "d2".into(),
+                    tree(&[("b", Entry::file("2")), ("all", Entry::file("two\n"))]),
+                ),
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(read_tree(&dest).unwrap(), in_memory.tree);
+        assert_eq!(merged.warnings, in_memory.warnings);
+    }
+
+    #[test]
+    fn merging_on_disk_refuses_clashes_and_strict_overlaps() {
+        let root = tempfile::tempdir().unwrap();
+        let outputs = vec![
+            datum_dir(root.path(), "d1", &[("p", "file")]),
+            datum_dir(root.path(), "d2", &[("p/inner", "x")]),
+        ];
+        let err = merge_dirs(&outputs, &root.path().join("m1"), false).unwrap_err();
+        assert!(err.to_string().contains("cannot be merged"), "{err}");
+        let outputs = vec![
+            datum_dir(root.path(), "e1", &[("same", "1")]),
+            datum_dir(root.path(), "e2", &[("same", "2")]),
+        ];
+        let err = merge_dirs(&outputs, &root.path().join("m2"), true).unwrap_err();
+        assert!(err.to_string().contains("strict mode"), "{err}");
+    }
+
+    #[test]
+    fn diffing_folders_reads_from_disk() {
+        let root = tempfile::tempdir().unwrap();
+        let (_, want) = datum_dir(root.path(), "want", &[("a.txt", "a\nb\n"), ("gone", "g")]);
+        let (_, got) = datum_dir(root.path(), "got", &[("a.txt", "a\nB\n"), ("new", "n")]);
+        fs::create_dir_all(got.join("empty-dir")).unwrap();
+        let report = diff_dirs(&want, &got).unwrap().unwrap();
+        assert!(
+            report.contains("missing files") && report.contains("  gone"),
+            "{report}"
+        );
+        assert!(
+            report.contains("extra files") && report.contains("  new"),
+            "{report}"
+        );
+        assert!(report.contains("-b") && report.contains("+B"), "{report}");
+        assert_eq!(diff_dirs(&want, &want).unwrap(), None);
+        // Large files: compared by streaming, reported by size and digest.
+        let big = vec![7u8; (INLINE_LIMIT + 10) as usize];
+        let mut other = big.clone();
+        *other.last_mut().unwrap() = 8;
+        fs::write(want.join("big"), &big).unwrap();
+        fs::write(got.join("big"), &other).unwrap();
+        let report = diff_dirs(&want, &got).unwrap().unwrap();
+        assert!(report.contains("differs: big (large)"), "{report}");
+        // An absent expected/ is an empty tree.
+        let report = diff_dirs(&root.path().join("none"), &got).unwrap().unwrap();
+        assert!(report.contains("extra files"), "{report}");
     }
 }

@@ -24,7 +24,7 @@ use crate::builder::{base, Base, BaseOptions, BuilderMeta};
 use crate::engine::{Engine, RunId};
 use crate::error::{Error, Result};
 use crate::fixture::{Fixture, FixtureImage};
-use crate::pipeline::{self, log::LineSink, Prepared, Report, RunOptions};
+use crate::pipeline::{self, log::LineSink, CacheOptions, Prepared, Report, RunOptions};
 use crate::spec::parse::{load_spec, LoadedSpec};
 use crate::spec::resolve::{resolve, Resolved};
 use crate::trust::{BundleChoice, Trust};
@@ -50,6 +50,13 @@ pub struct RunnerOptions {
     pub ephemeral_images: bool,
     /// Build builder images even when an identical one exists.
     pub rebuild: bool,
+    /// Workers per job (run containers at once).
+    pub jobs: usize,
+    /// The build cache.
+    pub cache: CacheOptions,
+    /// Where outputs are assembled before they are judged or moved into
+    /// place (temporary folders inside it).
+    pub scratch_dir: PathBuf,
 }
 
 impl Default for RunnerOptions {
@@ -64,6 +71,9 @@ impl Default for RunnerOptions {
             run_network: false,
             ephemeral_images: false,
             rebuild: false,
+            jobs: pipeline::default_jobs(),
+            cache: CacheOptions::default(),
+            scratch_dir: std::env::temp_dir(),
         }
     }
 }
@@ -221,6 +231,9 @@ impl Runner {
             trust: self.trust.clone(),
             run_network: self.options.run_network,
             log_dir: self.log_dir().join(log_name),
+            jobs: self.options.jobs,
+            cache: self.options.cache.clone(),
+            scratch_dir: self.options.scratch_dir.clone(),
         };
         pipeline::execute(&self.engine, prepared, &options, sink).await
     }

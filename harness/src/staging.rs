@@ -9,12 +9,13 @@
 //! surprising modes.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
-use crate::datum::{Datum, DatumPart};
+use crate::datum::Datum;
 use crate::error::{Error, IoContext, Result};
 use crate::output::{self, Entry, Tree};
+use crate::stream::OutgoingArchive;
 
 /// The mtime of every entry we write: 2000-01-01T00:00:00Z. Fixed so that
 /// archives are reproducible; not 0, which some tools treat as "unknown".
@@ -53,54 +54,66 @@ pub fn tar_tree(tree: &Tree, prefix: &str) -> Result<Vec<u8>> {
     staged.finish()
 }
 
-/// A tar of one datum part under `prefix/` (normally `pfs/<input name>`),
-/// including files that exist only in memory (a cron tick).
-pub fn tar_part(part: &DatumPart, prefix: &str) -> Result<Vec<u8>> {
+/// [`tar_files`], written while it is sent.
+pub fn stream_files(root: &Path, files: &[PathBuf], prefix: &str) -> Result<OutgoingArchive> {
     let mut staged = Staged::default();
     let base = staged.prefix(prefix)?;
-    stage_part(&mut staged, &base, part)?;
-    staged.finish()
-}
-
-/// A tar of a whole datum, each part under `pfs/<input name>/`: what the
-/// container's `/pfs` holds besides source, build and out.
-pub fn tar_datum(datum: &Datum) -> Result<Vec<u8>> {
-    let mut staged = Staged::default();
-    for part in &datum.parts {
-        let base = staged.prefix(&format!("pfs/{}", part.input_name))?;
-        stage_part(&mut staged, &base, part)?;
-    }
-    staged.finish()
-}
-
-fn stage_part(staged: &mut Staged, base: &Path, part: &DatumPart) -> Result<()> {
-    for file in &part.files {
+    for file in files {
         let rel = relative(file)?;
-        let item = match part.generated.get(file) {
-            Some(contents) => Item::Bytes(contents.clone()),
-            None => Item::Host(part.repo_dir.join(&rel)),
-        };
-        staged.add(base.join(&rel), item)?;
+        staged.add(base.join(&rel), Item::Host(root.join(&rel)))?;
     }
-    Ok(())
+    Ok(staged.into_stream())
 }
 
-/// A tar holding only folders (and their parents), e.g. `pfs/out`. Paths
-/// with `..` are left out: this takes constant names, not user input.
-pub fn empty_dirs_tar(dirs: &[&str]) -> Vec<u8> {
+/// The inputs of a job's datums, for a worker to take one at a time:
+/// `<prefix>/<datum index>/<input name>/<file>`. A host file that several datums
+/// share (a cross) is sent once; its other entries are hard links, which the
+/// worker's copy turns back into files of their own.
+pub fn stream_job(datums: &[(usize, &Datum)], prefix: &str) -> Result<OutgoingArchive> {
     let mut staged = Staged::default();
-    for dir in dirs {
-        let _ = staged.prefix(dir);
+    let mut first_seen: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
+    staged.prefix(prefix)?;
+    for (index, datum) in datums {
+        staged.prefix(&format!("{prefix}/{index}"))?;
+        for part in &datum.parts {
+            let base = staged.prefix(&format!("{prefix}/{index}/{}", part.input_name))?;
+            for file in &part.files {
+                let rel = relative(file)?;
+                let at = base.join(&rel);
+                let item = match part.generated.get(file) {
+                    Some(contents) => Item::Bytes(contents.clone()),
+                    None => {
+                        let host = part.repo_dir.join(&rel);
+                        match first_seen.get(&host) {
+                            Some(earlier) => Item::HardLink(earlier.clone()),
+                            None => {
+                                first_seen.insert(host.clone(), at.clone());
+                                Item::Host(host)
+                            }
+                        }
+                    }
+                };
+                staged.add(at, item)?;
+            }
+        }
     }
-    // Writing folders to memory cannot fail; an empty Vec is still a valid upload.
-    staged.finish().unwrap_or_default()
+    Ok(staged.into_stream())
 }
 
-/// Reads a tar the engine returned into a tree, dropping the leading folder
-/// `strip` (downloading `/pfs/out` gives entries under `out/`). Refuses
-/// entries that would land outside, and keeps files, folders and symlinks;
-/// hard links become copies of the file they name.
-pub fn tree_from_tar(bytes: &[u8], strip: &str) -> Result<Tree> {
+/// What [`unpack_into`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unpacked {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Writes a tar the engine returned under `dest`, dropping the leading
+/// folder `strip`, file by file through a small buffer. Nothing lands
+/// outside `dest` (no `..`, no absolute names, nothing written through a
+/// symlink of the archive); only files, folders and symlinks are accepted
+/// (hard links become copies). Files get 0644, or 0755 when any exec bit
+/// was set.
+pub fn unpack_into(reader: impl Read, strip: &str, dest: &Path) -> Result<Unpacked> {
     let strip = clean_prefix(strip)?;
     let bad = |what: String| Error::Failed(format!("archive from the engine: {what}"));
     let unstrip = |raw: &Path| -> Result<Option<PathBuf>> {
@@ -115,9 +128,9 @@ pub fn tree_from_tar(bytes: &[u8], strip: &str) -> Result<Tree> {
             ))),
         }
     };
-
-    let mut tree = Tree::new();
-    let mut archive = tar::Archive::new(bytes);
+    std::fs::create_dir_all(dest).with_path("create folder", dest)?;
+    let mut done = Unpacked::default();
+    let mut archive = tar::Archive::new(reader);
     let entries = archive
         .entries()
         .map_err(|e| bad(format!("cannot read: {e}")))?;
@@ -137,35 +150,49 @@ pub fn tree_from_tar(bytes: &[u8], strip: &str) -> Result<Tree> {
         ) {
             continue;
         }
-        let Some(path) = unstrip(&raw)? else {
+        let Some(rel) = unstrip(&raw)? else {
             if kind.is_dir() {
                 continue;
             }
             return Err(bad(format!("`{}` should be a folder", raw.display())));
         };
-        let link = || -> Result<PathBuf> {
+        output::ensure_no_symlink_parent(dest, &rel)?;
+        let target = dest.join(&rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).with_path("create folder", parent)?;
+        }
+        let link = |entry: &tar::Entry<'_, _>| -> Result<PathBuf> {
             entry
                 .link_name()
                 .map_err(|e| bad(format!("bad link of `{}`: {e}", raw.display())))?
                 .map(|l| l.into_owned())
                 .ok_or_else(|| bad(format!("link `{}` has no target", raw.display())))
         };
-        let item = match kind {
-            tar::EntryType::Directory => Entry::Dir,
-            tar::EntryType::Symlink => Entry::Symlink(link()?),
+        match kind {
+            tar::EntryType::Directory => {
+                std::fs::create_dir_all(&target).with_path("create folder", &target)?;
+            }
+            tar::EntryType::Symlink => {
+                let to = link(&entry)?;
+                output::replace_with_symlink(&to, &target)?;
+            }
             tar::EntryType::Link => {
-                let target = link()?;
-                let target = unstrip(&target)?.unwrap_or_default();
-                match tree.get(&target) {
-                    Some(file @ Entry::File { .. }) => file.clone(),
-                    _ => {
-                        return Err(bad(format!(
-                            "hard link `{}` names `{}`, which is not an earlier file",
-                            raw.display(),
-                            target.display()
-                        )))
-                    }
+                let to = link(&entry)?;
+                let to = unstrip(&to)?.unwrap_or_default();
+                let from = dest.join(&to);
+                let is_file = std::fs::symlink_metadata(&from)
+                    .map(|m| m.is_file())
+                    .unwrap_or(false);
+                if !is_file {
+                    return Err(bad(format!(
+                        "hard link `{}` names `{}`, which is not an earlier file",
+                        raw.display(),
+                        to.display()
+                    )));
                 }
+                let copied = std::fs::copy(&from, &target).with_path("write", &target)?;
+                done.files += 1;
+                done.bytes += copied;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let executable = entry
@@ -173,14 +200,13 @@ pub fn tree_from_tar(bytes: &[u8], strip: &str) -> Result<Tree> {
                     .mode()
                     .map(|m| m & 0o111 != 0)
                     .unwrap_or(false);
-                let mut contents = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
-                entry
-                    .read_to_end(&mut contents)
+                let mut file = std::fs::File::create(&target).with_path("write", &target)?;
+                let copied = io::copy(&mut entry, &mut file)
                     .map_err(|e| bad(format!("cannot read `{}`: {e}", raw.display())))?;
-                Entry::File {
-                    contents,
-                    executable,
-                }
+                drop(file);
+                output::set_file_mode(&target, executable)?;
+                done.files += 1;
+                done.bytes += copied;
             }
             other => {
                 return Err(bad(format!(
@@ -188,10 +214,20 @@ pub fn tree_from_tar(bytes: &[u8], strip: &str) -> Result<Tree> {
                     raw.display()
                 )))
             }
-        };
-        tree.insert(path, item);
+        }
     }
-    output::with_parents(tree).map_err(|e| bad(e.to_string()))
+    Ok(done)
+}
+
+/// A tar holding only folders (and their parents), e.g. `pfs/out`. Paths
+/// with `..` are left out: this takes constant names, not user input.
+pub fn empty_dirs_tar(dirs: &[&str]) -> Vec<u8> {
+    let mut staged = Staged::default();
+    for dir in dirs {
+        let _ = staged.prefix(dir);
+    }
+    // Writing folders to memory cannot fail; an empty Vec is still a valid upload.
+    staged.finish().unwrap_or_default()
 }
 
 /// A path inside an archive, checked: `.` components dropped, `..`, roots
@@ -243,6 +279,8 @@ enum Item {
     /// A host file, read (through symlinks) when the archive is written.
     Host(PathBuf),
     Symlink(PathBuf),
+    /// Another entry of the same archive (a file two datums share).
+    HardLink(PathBuf),
 }
 
 /// Entries to write, by archive path. Ordered by path components, a folder
@@ -297,7 +335,17 @@ impl Staged {
     }
 
     fn finish(self) -> Result<Vec<u8>> {
-        let mut builder = tar::Builder::new(Vec::new());
+        self.write_into(Vec::new())
+    }
+
+    fn into_stream(self) -> OutgoingArchive {
+        OutgoingArchive::spawn(move |out| self.write_into(out).map(|_| ()))
+    }
+
+    /// Writes the archive into `out` entry by entry; host files are copied
+    /// through a small buffer, never read whole.
+    fn write_into<W: Write>(self, out: W) -> Result<W> {
+        let mut builder = tar::Builder::new(out);
         let failed = |path: &Path, e: io::Error| {
             Error::Failed(format!("cannot archive `{}`: {e}", path.display()))
         };
@@ -316,24 +364,41 @@ impl Staged {
                         .map_err(|e| failed(&path, e))?;
                 }
                 Item::Bytes(contents) => {
-                    append_file(&mut builder, &mut header, &path, &contents)
-                        .map_err(|e| failed(&path, e))?;
+                    append_file(
+                        &mut builder,
+                        &mut header,
+                        &path,
+                        contents.len() as u64,
+                        &contents[..],
+                    )
+                    .map_err(|e| failed(&path, e))?;
                 }
                 Item::Host(host) => {
-                    let meta = std::fs::metadata(&host).with_path("read", &host)?;
+                    let file = std::fs::File::open(&host).with_path("read", &host)?;
+                    let meta = file.metadata().with_path("read", &host)?;
                     if !meta.is_file() {
                         return Err(Error::Failed(format!(
                             "cannot stage {}: not a regular file",
                             host.display()
                         )));
                     }
-                    let contents = std::fs::read(&host).with_path("read", &host)?;
-                    append_file(&mut builder, &mut header, &path, &contents)
+                    // A file that grows while it is archived must not make
+                    // the entry longer than its header says.
+                    let reader = io::Read::take(file, meta.len());
+                    append_file(&mut builder, &mut header, &path, meta.len(), reader)
                         .map_err(|e| failed(&path, e))?;
                 }
                 Item::Symlink(to) => {
                     header.set_entry_type(tar::EntryType::Symlink);
                     header.set_mode(0o777);
+                    header.set_size(0);
+                    builder
+                        .append_link(&mut header, &path, &to)
+                        .map_err(|e| failed(&path, e))?;
+                }
+                Item::HardLink(to) => {
+                    header.set_entry_type(tar::EntryType::Link);
+                    header.set_mode(FILE_MODE);
                     header.set_size(0);
                     builder
                         .append_link(&mut header, &path, &to)
@@ -347,21 +412,23 @@ impl Staged {
     }
 }
 
-fn append_file(
-    builder: &mut tar::Builder<Vec<u8>>,
+fn append_file<W: Write>(
+    builder: &mut tar::Builder<W>,
     header: &mut tar::Header,
     path: &Path,
-    contents: &[u8],
+    size: u64,
+    contents: impl io::Read,
 ) -> io::Result<()> {
     header.set_entry_type(tar::EntryType::Regular);
     header.set_mode(FILE_MODE);
-    header.set_size(contents.len() as u64);
+    header.set_size(size);
     builder.append_data(header, path, contents)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::datum::DatumPart;
     use std::fs;
 
     /// (path, type, mode, uid, gid, mtime, contents) of each entry, in order.
@@ -506,7 +573,7 @@ mod tests {
                 "fbuild/run.sh"
             ]
         );
-        let back = tree_from_tar(&tar, "build").unwrap();
+        let back = unpacked(&tar, "build").unwrap();
         let mut want = output::with_parents(tree).unwrap();
         want.insert(PathBuf::from("run.sh"), Entry::file("echo"));
         assert_eq!(back, want);
@@ -518,8 +585,16 @@ mod tests {
         let tree: Tree = [(PathBuf::from(&long), Entry::file("x"))]
             .into_iter()
             .collect();
-        let back = tree_from_tar(&tar_tree(&tree, "out").unwrap(), "out").unwrap();
+        let back = unpacked(&tar_tree(&tree, "out").unwrap(), "out").unwrap();
         assert_eq!(back[Path::new(&long)], Entry::file("x"));
+    }
+
+    /// Unpacks into a temporary folder and reads it back.
+    fn unpacked(tar: &[u8], strip: &str) -> Result<Tree> {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("d");
+        unpack_into(tar, strip, &dest)?;
+        output::read_tree(&dest)
     }
 
     /// A tar whose single entry has `name` verbatim, bypassing the checks
@@ -559,14 +634,14 @@ mod tests {
             ("out/h", Link, "out/missing"),
         ] {
             let tar = raw_tar(name, kind, link);
-            assert!(tree_from_tar(&tar, "out").is_err(), "{name} {link}");
+            assert!(unpacked(&tar, "out").is_err(), "{name} {link}");
         }
         // A symlink may point anywhere: it is data, never followed here.
-        let ok = tree_from_tar(&raw_tar("out/s", Symlink, "/etc/passwd"), "out").unwrap();
+        let ok = unpacked(&raw_tar("out/s", Symlink, "/etc/passwd"), "out").unwrap();
         assert_eq!(ok[Path::new("s")], Entry::Symlink("/etc/passwd".into()));
-        let ok = tree_from_tar(&raw_tar("./out/f", Regular, ""), "out").unwrap();
+        let ok = unpacked(&raw_tar("./out/f", Regular, ""), "out").unwrap();
         assert_eq!(ok[Path::new("f")], Entry::file("x"));
-        assert!(tree_from_tar(b"not a tar at all, definitely not", "out").is_err());
+        assert!(unpacked(b"not a tar at all, definitely not", "out").is_err());
     }
 
     #[test]
@@ -576,16 +651,29 @@ mod tests {
         assert!(rows(&tar).iter().all(|r| r.2 == 0o755 && r.3 == 0));
     }
 
-    #[test]
-    fn datums_stage_each_part_and_generated_ticks() {
+    /// Everything a streamed archive sends, gathered.
+    async fn gather(archive: OutgoingArchive) -> Vec<u8> {
+        use futures_util::StreamExt;
+        let (body, writer) = archive.into_parts();
+        let chunks: Vec<_> = body.collect().await;
+        writer.finish(Ok(())).await.unwrap();
+        chunks
+            .into_iter()
+            .flat_map(|c| c.unwrap().to_vec())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_stages_each_datum_once_with_shared_files_as_links() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("a.txt"), "A").unwrap();
-        let part = |name: &str| DatumPart {
+        fs::write(dir.path().join("b.txt"), "B").unwrap();
+        let part = |name: &str, file: &str| DatumPart {
             input_name: name.into(),
             repo: "r".into(),
             repo_dir: dir.path().to_path_buf(),
-            matched: "/a.txt".into(),
-            files: vec!["a.txt".into()],
+            matched: format!("/{file}"),
+            files: vec![file.into()],
             generated: BTreeMap::new(),
         };
         let tick = PathBuf::from(crate::datum::CRON_TICK_FILE);
@@ -595,25 +683,124 @@ mod tests {
             repo_dir: PathBuf::new(),
             matched: "/".into(),
             files: vec![tick.clone()],
-            generated: BTreeMap::from([(tick, Vec::new())]),
+            generated: BTreeMap::from([(tick, b"t".to_vec())]),
         };
-        let datum = Datum {
-            parts: vec![part("left"), part("right"), cron],
+        let first = Datum {
+            parts: vec![part("left", "a.txt"), cron],
         };
-        let tar = tar_datum(&datum).unwrap();
+        let second = Datum {
+            parts: vec![part("left", "a.txt"), part("right", "b.txt")],
+        };
+        let tar = gather(stream_job(&[(0, &first), (3, &second)], "in").unwrap()).await;
+        let rows = rows(&tar);
+        let kinds: Vec<String> = rows.iter().map(|r| format!("{}{}", r.1, r.0)).collect();
         assert_eq!(
-            names(&tar),
+            kinds,
             [
-                "dpfs",
-                "dpfs/left",
-                "fpfs/left/a.txt",
-                "dpfs/right",
-                "fpfs/right/a.txt",
-                "dpfs/tick",
-                &format!("fpfs/tick/{}", crate::datum::CRON_TICK_FILE),
+                "din",
+                "din/0",
+                "din/0/left",
+                "fin/0/left/a.txt",
+                "din/0/tick",
+                &format!("fin/0/tick/{}", crate::datum::CRON_TICK_FILE),
+                "din/3",
+                "din/3/left",
+                "?in/3/left/a.txt",
+                "din/3/right",
+                "fin/3/right/b.txt",
             ]
         );
-        let one = tar_part(&datum.parts[0], "pfs/left").unwrap();
-        assert_eq!(names(&one), ["dpfs", "dpfs/left", "fpfs/left/a.txt"]);
+        // The shared file is sent once; its second entry links to the first.
+        let mut archive = tar::Archive::new(&tar[..]);
+        let link = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.header().entry_type() == tar::EntryType::Link)
+            .unwrap();
+        assert_eq!(
+            link.link_name().unwrap().unwrap(),
+            Path::new("in/0/left/a.txt")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_streamed_source_matches_the_in_memory_one() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("d")).unwrap();
+        fs::write(dir.path().join("d/x.py"), "x").unwrap();
+        let files = vec![PathBuf::from("d/x.py")];
+        let streamed = gather(stream_files(dir.path(), &files, "src").unwrap()).await;
+        assert_eq!(streamed, tar_files(dir.path(), &files, "src").unwrap());
+    }
+
+    fn tar_of(entries: &[(&str, tar::EntryType, &str, &[u8], u32)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, kind, link, data, mode) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(*kind);
+            header.set_mode(*mode);
+            header.set_size(data.len() as u64);
+            if kind.is_symlink() || kind.is_hard_link() {
+                builder.append_link(&mut header, name, link).unwrap();
+            } else {
+                builder.append_data(&mut header, name, *data).unwrap();
+            }
+        }
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn unpacking_writes_files_links_and_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("o");
+        let tar = tar_of(&[
+            ("out/", tar::EntryType::Directory, "", b"", 0o755),
+            ("out/0/a.txt", tar::EntryType::Regular, "", b"A", 0o600),
+            ("out/0/run", tar::EntryType::Regular, "", b"#!", 0o700),
+            (
+                "out/1/copy",
+                tar::EntryType::Link,
+                "out/0/a.txt",
+                b"",
+                0o644,
+            ),
+            ("out/1/ln", tar::EntryType::Symlink, "/pfs/in/a", b"", 0o777),
+        ]);
+        let done = unpack_into(&tar[..], "out", &dest).unwrap();
+        assert_eq!(done, Unpacked { files: 3, bytes: 4 });
+        assert_eq!(fs::read(dest.join("1/copy")).unwrap(), b"A");
+        let mode = |p: &str| fs::metadata(dest.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode("0/a.txt"), mode("0/run")), (0o644, 0o755));
+        assert_eq!(
+            fs::read_link(dest.join("1/ln")).unwrap(),
+            Path::new("/pfs/in/a")
+        );
+    }
+
+    #[test]
+    fn unpacking_refuses_escapes_and_writes_through_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let through = tar_of(&[
+            (
+                "out/l",
+                tar::EntryType::Symlink,
+                outside.to_str().unwrap(),
+                b"",
+                0o777,
+            ),
+            ("out/l/x", tar::EntryType::Regular, "", b"x", 0o644),
+        ]);
+        let err = unpack_into(&through[..], "out", &dir.path().join("a")).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(!outside.join("x").exists());
+        let elsewhere = tar_of(&[("other/x", tar::EntryType::Regular, "", b"x", 0o644)]);
+        assert!(unpack_into(&elsewhere[..], "out", &dir.path().join("b")).is_err());
+        let fifo = tar_of(&[("out/f", tar::EntryType::Fifo, "", b"", 0o644)]);
+        let err = unpack_into(&fifo[..], "out", &dir.path().join("c")).unwrap_err();
+        assert!(err.to_string().contains("only files"), "{err}");
     }
 }

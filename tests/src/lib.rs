@@ -49,9 +49,13 @@ pub fn xtask_binary() -> PathBuf {
 /// A command running `cargo xtask` (the built binary), from the repo root.
 pub fn xtask() -> assert_cmd::Command {
     let mut command = assert_cmd::Command::new(xtask_binary());
+    // Each command's build cache goes with it (nothing of the user's cache is
+    // read or evicted); tests of the cache name a scope of their own.
     command
         .current_dir(repo_root())
-        .env_remove("PACHBUILD_ROOT");
+        .env_remove("PACHBUILD_ROOT")
+        .env_remove("PACHBUILD_CACHE_SCOPE")
+        .env("PACHBUILD_CACHE_ENTRIES", "0");
     command.timeout(std::time::Duration::from_secs(1500));
     command
 }
@@ -111,10 +115,40 @@ pub fn ephemeral_runner(
             ..harness::builder::BaseOptions::default()
         },
         ephemeral_images: true,
+        // Build cache entries of their own, removed with the run.
+        cache: harness::pipeline::CacheOptions {
+            scope: format!("test-{run}"),
+            ephemeral: true,
+            ..harness::pipeline::CacheOptions::default()
+        },
         ..harness::runner::RunnerOptions::default()
     };
     harness::runner::Runner::with_engine(engine.clone(), builders_dir, options)
         .expect("runner options are valid")
+}
+
+/// Removes the objects a `--keep` run listed on stderr
+/// (`  container <id>`, `  volume <name>`), containers first.
+pub async fn remove_kept(engine: &Engine, stderr: &str) {
+    let listed = |kind: &str| -> Vec<String> {
+        stderr
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(kind))
+            .map(|rest| rest.trim().to_string())
+            .collect()
+    };
+    for id in listed("container ") {
+        engine
+            .remove_container(&id)
+            .await
+            .expect("remove a kept container");
+    }
+    for name in listed("volume ") {
+        engine
+            .remove_volume(&name)
+            .await
+            .expect("remove a kept volume");
+    }
 }
 
 /// Prints the lines of an image build worth seeing in a test log.

@@ -48,6 +48,29 @@ fn managed_containers() -> Vec<(String, String)> {
     })
 }
 
+/// The run id a `cargo xtask run` printed on stderr.
+fn run_id_of(stderr: &str) -> String {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.rsplit_once("(run ")
+                .map(|(_, id)| id.trim_end_matches(')').to_string())
+        })
+        .unwrap_or_else(|| panic!("no run id in:\n{stderr}"))
+}
+
+/// Containers of one run (other users of the engine are left out).
+fn containers_of(run: &str) -> Vec<(String, String)> {
+    runtime().block_on(async {
+        require_engine()
+            .await
+            .find_labelled(&format!("io.pachbuild.run={run}"))
+            .await
+            .unwrap()
+            .containers
+    })
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -161,52 +184,47 @@ fn one_datum_runs_alone() {
 }
 
 fn keep_leaves_containers_and_says_where() {
-    let before = managed_containers().len();
     let assert = cli()
-        .args(["run", "--keep"])
+        .args(["run", "--keep", "--jobs", "1"])
         .arg(pipeline("stdin").join("pipeline.json"))
         .assert()
         .success();
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     assert!(stderr.contains("kept for debugging"), "{stderr}");
     assert!(stderr.contains("logs in "), "{stderr}");
-    let kept = managed_containers();
+    let run = run_id_of(&stderr);
+    let kept = containers_of(&run);
     assert_eq!(
         kept.len(),
-        before + 2,
+        2,
         "a build and a run container are kept: {kept:?}"
     );
-    remove_containers(&kept);
+    assert!(stderr.contains("  volume pachbuild-job-"), "{stderr}");
+    runtime().block_on(async { e2e::remove_kept(&require_engine().await, &stderr).await });
+    assert!(containers_of(&run).is_empty());
 }
 
 /// Runs last: `clean` also removes the ephemeral images the tests share.
 fn clean_removes_what_runs_left() {
-    cli()
-        .args(["run", "--keep"])
+    let assert = cli()
+        .args(["run", "--keep", "--jobs", "1"])
         .arg(pipeline("stdin").join("pipeline.json"))
         .assert()
         .success();
-    assert_eq!(managed_containers().len(), 2);
+    let run = run_id_of(&String::from_utf8_lossy(&assert.get_output().stderr));
+    assert_eq!(containers_of(&run).len(), 2);
     cli()
         .arg("clean")
         .assert()
         .success()
-        .stdout(predicate::str::contains("removed container"));
-    assert!(managed_containers().is_empty());
+        .stdout(predicate::str::contains("removed container"))
+        .stdout(predicate::str::contains("removed volume pachbuild-job-"));
+    assert!(containers_of(&run).is_empty());
     cli()
         .arg("clean")
         .assert()
         .success()
         .stdout(predicate::str::contains("nothing to clean"));
-}
-
-fn remove_containers(containers: &[(String, String)]) {
-    runtime().block_on(async {
-        let engine = require_engine().await;
-        for (id, _) in containers {
-            engine.remove_container(id).await.unwrap();
-        }
-    });
 }
 
 fn a_failing_build_shows_its_log_tail() {
@@ -292,7 +310,7 @@ fn a_remote_engine_over_tcp_works_without_bind_mounts() {
     let port = rt.block_on(async { start_tcp_proxy().await });
     let out = tempfile::tempdir().unwrap();
     let assert = cli()
-        .args(["run", "--keep"])
+        .args(["run", "--keep", "--jobs", "1"])
         .arg(pipeline("nested-glob").join("pipeline.yaml"))
         .arg("--out")
         .arg(out.path().join("o"))
@@ -304,22 +322,18 @@ fn a_remote_engine_over_tcp_works_without_bind_mounts() {
         read(&out.path().join("o/a.list")),
         "./a/sub/y.txt\n./a/x.txt\n"
     );
+    let kept = containers_of(&run_id_of(&stderr));
     rt.block_on(async {
         let engine = require_engine().await;
-        let kept = engine
-            .find_labelled(&format!("{LABEL_MANAGED}=true"))
-            .await
-            .unwrap()
-            .containers;
         assert_eq!(kept.len(), 2, "{stderr}");
-        for (id, name) in kept {
-            let mounts = engine.container_mounts(&id).await.unwrap();
+        for (_, name) in kept {
+            let mounts = engine.container_mounts(&name).await.unwrap();
             assert!(
                 mounts.iter().all(|m| !m.starts_with("bind:")),
                 "{name} has bind mounts: {mounts:?}"
             );
-            engine.remove_container(&id).await.unwrap();
         }
+        e2e::remove_kept(&engine, &stderr).await;
     });
 }
 
@@ -358,10 +372,174 @@ fn an_interrupted_run_leaves_nothing_behind() {
     let (status, seen) = reader.join().unwrap();
     assert_eq!(status.code(), Some(130), "{seen}");
     assert!(seen.contains("interrupted"), "{seen}");
+    let run = run_id_of(&seen);
     assert!(
-        managed_containers().is_empty(),
+        containers_of(&run).is_empty(),
         "containers left after an interrupt"
     );
+    let volumes = runtime().block_on(async {
+        require_engine()
+            .await
+            .volumes_labelled(&format!("io.pachbuild.run={run}"))
+            .await
+            .unwrap()
+    });
+    assert!(
+        volumes.is_empty(),
+        "volumes left after an interrupt: {volumes:?}"
+    );
+}
+
+/// `cargo xtask` with a build cache of its own scope, kept between commands.
+fn cached_cli(scope: &str, entries: u32) -> Command {
+    let mut command = cli();
+    command
+        .env("PACHBUILD_CACHE_SCOPE", scope)
+        .env("PACHBUILD_CACHE_ENTRIES", entries.to_string());
+    command
+}
+
+/// Volumes of a cache scope: (markers, data volumes).
+fn cache_volumes(scope: &str) -> (Vec<String>, Vec<String>) {
+    runtime().block_on(async {
+        let volumes = require_engine()
+            .await
+            .volumes_labelled(&format!("io.pachbuild.cache-scope={scope}"))
+            .await
+            .unwrap();
+        let (markers, data): (Vec<_>, Vec<_>) = volumes.into_iter().partition(|v| {
+            v.labels.get("io.pachbuild.kind").map(String::as_str) == Some("build-cache")
+        });
+        (
+            markers.into_iter().map(|v| v.name).collect(),
+            data.into_iter().map(|v| v.name).collect(),
+        )
+    })
+}
+
+fn a_rerun_with_nothing_changed_reuses_the_build() {
+    let scope = format!("e2e-{}", RunId::new());
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&pipeline("cross"), copy.path());
+    let spec = copy.path().join("pipeline.json");
+    let out = copy.path().join("out");
+    let run = |extra: &[&str]| {
+        let assert = cached_cli(&scope, 3)
+            .arg("run")
+            .arg(&spec)
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .success();
+        String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+    };
+    let first = run(&[]);
+    assert!(first.contains("build | shtest: build done"), "{first}");
+    assert!(first.contains("(built)"), "{first}");
+    let first_output = read(&out.join("a-1.txt"));
+
+    let second = run(&[]);
+    assert!(
+        second.contains("reused the build output of an earlier run"),
+        "{second}"
+    );
+    assert!(second.contains("(reused)"), "{second}");
+    assert!(!second.contains("shtest: build done"), "{second}");
+    assert_eq!(read(&out.join("a-1.txt")), first_output);
+
+    // Content changes rebuild; times alone do not.
+    let main = copy.path().join("source/main.sh");
+    let text = read(&main);
+    std::fs::write(&main, &text).unwrap();
+    assert!(run(&[]).contains("(reused)"));
+    std::fs::write(&main, format!("{text}\n# changed\n")).unwrap();
+    assert!(run(&[]).contains("(built)"));
+    assert!(run(&["--no-cache"]).contains("(built)"));
+    assert!(run(&[]).contains("(reused)"));
+
+    // Two entries (before and after the change), three volumes each at most.
+    let (markers, data) = cache_volumes(&scope);
+    assert_eq!(markers.len(), 2, "{markers:?}");
+    assert_eq!(data.len(), 4, "{data:?}");
+    cached_cli(&scope, 3)
+        .args(["clean", "--cache"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("removed 2 entries"));
+    assert_eq!(cache_volumes(&scope), (vec![], vec![]));
+}
+
+fn a_failed_build_is_never_cached_and_the_cache_is_bounded() {
+    let scope = format!("e2e-{}", RunId::new());
+    cached_cli(&scope, 1)
+        .arg("run")
+        .arg(pipeline("build-fails").join("pipeline.json"))
+        .assert()
+        .code(1);
+    assert_eq!(
+        cache_volumes(&scope),
+        (vec![], vec![]),
+        "a failed build left volumes"
+    );
+    for name in ["cross", "env"] {
+        let out = tempfile::tempdir().unwrap();
+        cached_cli(&scope, 1)
+            .arg("run")
+            .arg(pipeline(name).join("pipeline.json"))
+            .arg("--out")
+            .arg(out.path().join("o"))
+            .assert()
+            .success();
+    }
+    let (markers, data) = cache_volumes(&scope);
+    assert_eq!((markers.len(), data.len()), (1, 2), "{markers:?} {data:?}");
+    cached_cli(&scope, 1)
+        .args(["clean", "--cache"])
+        .assert()
+        .success();
+    assert_eq!(cache_volumes(&scope), (vec![], vec![]));
+}
+
+fn outputs_are_identical_whatever_the_number_of_workers() {
+    for name in ["cross", "overlap", "worker-state"] {
+        let spec = std::fs::read_dir(pipeline(name))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_stem().is_some_and(|s| s == "pipeline"))
+            .unwrap();
+        let mut outputs = Vec::new();
+        for jobs in ["1", "2", "4"] {
+            let out = tempfile::tempdir().unwrap();
+            let assert = cli()
+                .args(["run", "--jobs", jobs])
+                .arg(&spec)
+                .arg("--out")
+                .arg(out.path().join("o"))
+                .assert()
+                .success();
+            let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+            outputs.push((
+                jobs,
+                harness::output::read_tree(&out.path().join("o")).unwrap(),
+                stderr,
+            ));
+        }
+        let (_, first, _) = &outputs[0];
+        for (jobs, tree, stderr) in &outputs[1..] {
+            assert_eq!(tree, first, "{name} with --jobs {jobs} differs:\n{stderr}");
+        }
+        // Lines come in datum order, never interleaved.
+        let stderr = &outputs[2].2;
+        let numbers: Vec<usize> = stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("datum "))
+            .filter_map(|l| l.split('/').next()?.parse().ok())
+            .collect();
+        let mut sorted = numbers.clone();
+        sorted.sort();
+        assert_eq!(numbers, sorted, "{name}: {stderr}");
+    }
 }
 
 // ----- helpers ----------------------------------------------------------------
@@ -448,6 +626,18 @@ const SCENARIOS: &[Scenario] = &[
     (
         "an_interrupted_run_leaves_nothing_behind",
         an_interrupted_run_leaves_nothing_behind,
+    ),
+    (
+        "a_rerun_with_nothing_changed_reuses_the_build",
+        a_rerun_with_nothing_changed_reuses_the_build,
+    ),
+    (
+        "a_failed_build_is_never_cached_and_the_cache_is_bounded",
+        a_failed_build_is_never_cached_and_the_cache_is_bounded,
+    ),
+    (
+        "outputs_are_identical_whatever_the_number_of_workers",
+        outputs_are_identical_whatever_the_number_of_workers,
     ),
     ("clean_removes_what_runs_left", clean_removes_what_runs_left),
 ];

@@ -99,8 +99,43 @@ pub struct PipelineArgs {
     /// Give the run phase network access (it has none by default).
     #[arg(long)]
     pub network: bool,
+    /// Run datums on N workers at once (default: the number of cores);
+    /// the spec's `parallelism_spec.constant` caps it. `test-builder` runs N
+    /// fixtures at once instead.
+    #[arg(long, short = 'j', value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+    /// Run the build phase even when the build cache has its output (the new
+    /// output replaces the cached one).
+    #[arg(long)]
+    pub no_cache: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     #[command(flatten)]
     pub base: BaseSourceArgs,
+}
+
+/// Where the build cache lives and how much it keeps.
+#[derive(Debug, Args, Clone)]
+pub struct CacheArgs {
+    /// Build cache entries kept (oldest out first); 0 keeps none (nothing
+    /// is reused, and a build's volumes go with its run).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "PACHBUILD_CACHE_ENTRIES",
+        default_value_t = 10
+    )]
+    pub cache_entries: u16,
+    /// Cache scope: entries of different scopes never meet (tests and CI
+    /// jobs sharing an engine use their own).
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "PACHBUILD_CACHE_SCOPE",
+        default_value = "default"
+    )]
+    pub cache_scope: String,
 }
 
 #[derive(Debug, Args)]
@@ -171,7 +206,14 @@ pub enum BaseFromArg {
 
 #[derive(Debug, Args)]
 pub struct CleanArgs {
-    /// Also remove base and builder images (they are kept as a cache otherwise).
+    /// Also remove base and builder images (they are kept as a cache otherwise);
+    /// with --cache, empty every cache scope.
     #[arg(long)]
     pub all: bool,
+    /// Empty the build cache instead (of --cache-scope; of every scope
+    /// with --all); nothing else is touched.
+    #[arg(long)]
+    pub cache: bool,
+    #[command(flatten)]
+    pub cache_args: CacheArgs,
 }

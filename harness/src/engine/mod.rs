@@ -6,6 +6,7 @@
 //! so no other module needs to know the engine's vocabulary.
 
 mod labels;
+mod owned;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,7 +22,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 
-pub use labels::{Labels, RunId, LABEL_EPHEMERAL, LABEL_MANAGED, LABEL_RUN};
+pub use labels::{Labels, RunId, LABEL_EPHEMERAL, LABEL_KIND, LABEL_MANAGED, LABEL_RUN};
+pub use owned::Owned;
 
 /// Where bollard looks when `DOCKER_HOST` is unset.
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
@@ -71,7 +73,44 @@ pub struct ContainerSpec {
     pub labels: Labels,
     /// Human-readable name prefix; a unique suffix is added.
     pub name_hint: String,
+    /// Named volumes to mount (never host folders: a remote engine has none
+    /// of ours, and user code must not reach the host).
+    pub mounts: Vec<VolumeMount>,
 }
+
+/// A named volume mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    pub volume: String,
+    /// Absolute path in the container.
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// What we need to know of a volume.
+#[derive(Debug, Clone)]
+pub struct VolumeInfo {
+    pub name: String,
+    pub labels: HashMap<String, String>,
+}
+
+/// How a volume removal went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeRemoval {
+    Removed,
+    /// There was no such volume.
+    Gone,
+    /// A container (maybe another run's) still uses it; it was left.
+    InUse,
+}
+
+/// A byte stream for a request body (a tar archive being written).
+pub type BodyStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static>>;
+
+/// A byte stream of a response (a tar archive being read).
+pub type ArchiveStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes>> + Send + 'static>>;
 
 /// One command to run in a container.
 #[derive(Debug, Clone, Default)]
@@ -99,6 +138,8 @@ pub struct Leftovers {
     pub containers: Vec<(String, String)>,
     /// (id, first tag) of images.
     pub images: Vec<(String, String)>,
+    /// Names of volumes.
+    pub volumes: Vec<String>,
 }
 
 fn engine_err(operation: &str, object: &str, e: bollard::errors::Error) -> Error {
@@ -142,6 +183,12 @@ impl Engine {
             .ok()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| DEFAULT_HOST.to_string());
+        Engine::connect_to(&host).await
+    }
+
+    /// [`Engine::connect`] to the engine at `host` (`unix://…`, `tcp://…`).
+    pub async fn connect_to(host: &str) -> Result<Engine> {
+        let host = host.to_string();
         let no_engine = |reason: String| Error::NoEngine {
             looked: host.clone(),
             reason,
@@ -384,6 +431,23 @@ impl Engine {
                 // and makes the container stop at once on removal.
                 init: Some(true),
                 network_mode: Some(if spec.network { "bridge" } else { "none" }.to_string()),
+                mounts: (!spec.mounts.is_empty()).then(|| {
+                    spec.mounts
+                        .iter()
+                        .map(|m| bollard::models::Mount {
+                            target: Some(m.target.clone()),
+                            source: Some(m.volume.clone()),
+                            typ: Some(bollard::models::MountType::VOLUME),
+                            read_only: Some(m.read_only),
+                            volume_options: Some(bollard::models::MountVolumeOptions {
+                                // Never seed a volume from the image's files.
+                                no_copy: Some(true),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        })
+                        .collect()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -422,13 +486,20 @@ impl Engine {
                 bollard::body_full(Bytes::from(tar)),
             )
             .await
-            .map_err(|e| {
-                engine_err(
-                    &format!("copy files into {path} of container"),
-                    short(container),
-                    e,
-                )
-            })
+            .map_err(|e| upload_err(path, container, e))
+    }
+
+    /// [`Engine::upload`] for an archive that is written while it is sent,
+    /// so that its size never has to fit in memory.
+    pub async fn upload_stream(&self, container: &str, path: &str, tar: BodyStream) -> Result<()> {
+        let options = q::UploadToContainerOptions {
+            path: path.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(container, Some(options), bollard::body_try_stream(tar))
+            .await
+            .map_err(|e| upload_err(path, container, e))
     }
 
     /// A tar archive of `path` in the container; its entries start with the
@@ -452,6 +523,20 @@ impl Engine {
             tar.extend_from_slice(&chunk);
         }
         Ok(tar)
+    }
+
+    /// [`Engine::download`] as a stream of chunks, read as they arrive.
+    pub fn download_stream(&self, container: &str, path: &str) -> ArchiveStream {
+        let options = q::DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let what = format!("copy {path} out of container");
+        let short_id = short(container).to_string();
+        Box::pin(
+            self.docker
+                .download_from_container(container, Some(options))
+                .map(move |chunk| chunk.map_err(|e| engine_err(&what, &short_id, e))),
+        )
     }
 
     /// Runs a command in a running container, sending its output to
@@ -551,6 +636,72 @@ impl Engine {
         }
     }
 
+    // ----- volumes --------------------------------------------------------
+
+    /// Creates a named volume. Creating one that exists is not an error (the
+    /// engine returns the existing one): callers use fresh names.
+    pub async fn create_volume(&self, name: &str, labels: &Labels) -> Result<()> {
+        let request = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.to_hash_map()),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map_err(|e| engine_err("create volume", name, e))?;
+        Ok(())
+    }
+
+    /// The volume, or `None` when the engine has none of that name.
+    pub async fn volume(&self, name: &str) -> Result<Option<VolumeInfo>> {
+        match self.docker.inspect_volume(name).await {
+            Ok(v) => Ok(Some(VolumeInfo {
+                name: v.name,
+                labels: v.labels,
+            })),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(engine_err("inspect volume", name, e)),
+        }
+    }
+
+    /// Volumes carrying label `key=value` (or just `key`).
+    pub async fn volumes_labelled(&self, label_filter: &str) -> Result<Vec<VolumeInfo>> {
+        let filters = HashMap::from([("label".to_string(), vec![label_filter.to_string()])]);
+        let listed = self
+            .docker
+            .list_volumes(Some(q::ListVolumesOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(|e| engine_err("list volumes labelled", label_filter, e))?;
+        Ok(listed
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| VolumeInfo {
+                name: v.name,
+                labels: v.labels,
+            })
+            .collect())
+    }
+
+    /// Removes a volume unless a container still uses it.
+    pub async fn remove_volume(&self, name: &str) -> Result<VolumeRemoval> {
+        match self
+            .docker
+            .remove_volume(name, None::<q::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => Ok(VolumeRemoval::Removed),
+            Err(e) if is_not_found(&e) => Ok(VolumeRemoval::Gone),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(VolumeRemoval::InUse),
+            Err(e) => Err(engine_err("remove volume", name, e)),
+        }
+    }
+
     // ----- finding what we made -----------------------------------------
 
     /// Containers and images carrying label `key=value` (or just `key`).
@@ -594,7 +745,17 @@ impl Engine {
                 (i.id, tag)
             })
             .collect();
-        Ok(Leftovers { containers, images })
+        let volumes = self
+            .volumes_labelled(label_filter)
+            .await?
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        Ok(Leftovers {
+            containers,
+            images,
+            volumes,
+        })
     }
 
     /// Removes every container of a run, and its images when they were made
@@ -613,11 +774,27 @@ impl Engine {
                 }
             }
         }
+        // After the containers: a volume in use cannot be removed.
+        let mut removed_volumes = Vec::new();
+        for volume in found.volumes {
+            if self.remove_volume(&volume).await? == VolumeRemoval::Removed {
+                removed_volumes.push(volume);
+            }
+        }
         Ok(Leftovers {
             containers: found.containers,
             images: removed_images,
+            volumes: removed_volumes,
         })
     }
+}
+
+fn upload_err(path: &str, container: &str, e: bollard::errors::Error) -> Error {
+    engine_err(
+        &format!("copy files into {path} of container"),
+        short(container),
+        e,
+    )
 }
 
 fn forward(

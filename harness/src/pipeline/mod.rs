@@ -1,28 +1,38 @@
-//! Running a build pipeline as the platform would: the build phase, then the
-//! run phase once per datum, in one container per phase.
+//! Running a build pipeline as the platform would: the build phase (or its
+//! cached output), then the run phase, each datum once, on parallel workers.
 //!
 //! [`prepare`] does everything that needs no engine (spec rules, source set,
 //! datum plan), so bad input fails before any container starts; [`execute`]
-//! then runs the phases.
+//! then runs the phases:
+//! - `build`: the build phase, into engine volumes that become a cache entry;
+//! - `cache`: the build cache (keys, entries, bounds);
+//! - `run`: the run phase: workers, datum dispatch, ordered logs, outputs;
+//! - `worker`: one run container and its one-exec-per-datum script;
+//! - `log`: phase logs.
 
+mod build;
+pub mod cache;
 pub mod log;
+mod run;
+pub mod worker;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::datum::{self, Datum};
-use crate::engine::{ContainerSpec, Engine, ExecSpec, Labels, RunId};
-use crate::error::{Error, Result};
-use crate::output::{self, Entry, Tree};
+use crate::engine::{Engine, RunId};
+use crate::error::{IoContext, Result};
+use crate::output;
 use crate::source::{self, SourceSet};
 use crate::spec::parse::LoadedSpec;
 use crate::spec::resolve::Resolved;
-use crate::staging;
-use crate::trust::{Trust, CONTAINER_BUNDLE_DIR};
+use crate::trust::Trust;
 
-use self::log::{LineSink, PhaseLog};
+use self::log::LineSink;
+use self::worker::WorkerVolumes;
+pub use cache::{CacheEntry, CacheOptions};
 
 /// A pipeline with every check done and every choice made.
 #[derive(Debug, Clone)]
@@ -68,7 +78,7 @@ pub struct RunOptions {
     pub datum: Option<String>,
     /// Two datums writing one path is an error instead of a warning.
     pub strict_outputs: bool,
-    /// Leave the containers for debugging.
+    /// Leave the containers (and the job's volume) for debugging.
     pub keep: bool,
     /// CA bundle and proxy for the build phase.
     pub trust: Trust,
@@ -76,6 +86,18 @@ pub struct RunOptions {
     pub run_network: bool,
     /// Where phase logs are written (kept after the run).
     pub log_dir: PathBuf,
+    /// Workers (run containers) at most; `parallelism_spec.constant` caps it.
+    pub jobs: usize,
+    /// The build cache.
+    pub cache: CacheOptions,
+    /// Where the output is assembled (a temporary folder inside it); on the
+    /// file system of its final place, so that keeping it is a rename.
+    pub scratch_dir: PathBuf,
+}
+
+/// The number of cores: the default number of workers.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Which phase failed.
@@ -127,344 +149,258 @@ impl fmt::Display for PhaseFailure {
     }
 }
 
-/// What a run produced.
-#[derive(Debug, Clone)]
-pub struct Report {
-    /// The merged output, when every phase succeeded.
-    pub output: std::result::Result<Tree, PhaseFailure>,
-    /// Things the user should know (ignored files, overlapping outputs).
-    pub warnings: Vec<String>,
-    /// Containers left for debugging (`--keep`).
-    pub kept: Vec<String>,
-    pub build_time: Duration,
-    /// Time of each datum's command, in run order.
-    pub datum_times: Vec<(String, Duration)>,
-    /// The build output, as staged into `/pfs/build`.
-    pub build_output: Tree,
+/// The merged output of a run, in a temporary folder that goes away with
+/// this value unless [`OutputDir::persist`] moves it into place.
+#[derive(Debug)]
+pub struct OutputDir {
+    scratch: tempfile::TempDir,
+    merged: PathBuf,
+    /// Files in the output.
+    pub files: usize,
 }
 
-/// Runs the build phase, then the run phase for each datum (or the chosen one).
+impl OutputDir {
+    fn new(scratch_dir: &Path) -> Result<OutputDir> {
+        std::fs::create_dir_all(scratch_dir).with_path("create folder", scratch_dir)?;
+        let scratch = tempfile::Builder::new()
+            .prefix(".pachbuild-output-")
+            .tempdir_in(scratch_dir)
+            .with_path("create a temporary folder in", scratch_dir)?;
+        let merged = scratch.path().join("merged");
+        std::fs::create_dir_all(&merged).with_path("create folder", &merged)?;
+        Ok(OutputDir {
+            scratch,
+            merged,
+            files: 0,
+        })
+    }
+
+    /// An output holding `tree` (tests, and callers with outputs of their own).
+    pub fn from_tree(tree: &output::Tree, scratch_dir: &Path) -> Result<OutputDir> {
+        let mut out = OutputDir::new(scratch_dir)?;
+        std::fs::remove_dir(&out.merged).with_path("remove", &out.merged)?;
+        output::write_tree(tree, &out.merged)?;
+        out.files = tree
+            .values()
+            .filter(|e| matches!(e, output::Entry::File { .. }))
+            .count();
+        Ok(out)
+    }
+
+    /// The output tree.
+    pub fn path(&self) -> &Path {
+        &self.merged
+    }
+
+    /// Moves the output to `dest` (which must not exist), by renaming when
+    /// both are on one file system.
+    pub fn persist(self, dest: &Path) -> Result<()> {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).with_path("create folder", parent)?;
+        }
+        if std::fs::rename(&self.merged, dest).is_ok() {
+            return Ok(());
+        }
+        copy_dir(&self.merged, dest)
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_path("create folder", to)?;
+    for entry in std::fs::read_dir(from).with_path("read folder", from)? {
+        let entry = entry.with_path("read folder", from)?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().with_path("read", &src)?;
+        if kind.is_symlink() {
+            let target = std::fs::read_link(&src).with_path("read symlink", &src)?;
+            output::replace_with_symlink(&target, &dst)?;
+        } else if kind.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).with_path("write", &dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Report {
+    /// The merged output, when every phase succeeded.
+    pub output: std::result::Result<OutputDir, PhaseFailure>,
+    /// Things the user should know (ignored files, overlapping outputs).
+    pub warnings: Vec<String>,
+    /// Objects left for debugging (`--keep`): `container <id>`, `volume <name>`.
+    pub kept: Vec<String>,
+    /// The build phase's time (looking the cache up, when it was reused).
+    pub build_time: Duration,
+    /// The build output came from the cache.
+    pub build_reused: bool,
+    /// From the end of the build phase to the start of the first datum:
+    /// starting workers and sending the inputs.
+    pub handoff_time: Option<Duration>,
+    /// Each datum's time as the job waits for it (staging, the command,
+    /// collecting its output), in datum order.
+    pub datum_times: Vec<(String, Duration)>,
+    /// From the first datum's start to the last one's end.
+    pub datums_time: Duration,
+    /// Workers the run phase used.
+    pub workers: usize,
+    /// The build cache entry the run phase used (source and build volumes).
+    pub build_entry: Option<CacheEntry>,
+}
+
+impl Report {
+    /// A report of a run that produced `output` and nothing else of note.
+    pub fn with_output(output: std::result::Result<OutputDir, PhaseFailure>) -> Report {
+        Report {
+            output,
+            ..Report::new(Vec::new())
+        }
+    }
+
+    fn new(warnings: Vec<String>) -> Report {
+        Report {
+            output: Err(PhaseFailure {
+                phase: Phase::Build,
+                datum: None,
+                exit_code: -1,
+                log_path: PathBuf::new(),
+                tail: Vec::new(),
+            }),
+            warnings,
+            kept: Vec::new(),
+            build_time: Duration::ZERO,
+            build_reused: false,
+            handoff_time: None,
+            datum_times: Vec::new(),
+            datums_time: Duration::ZERO,
+            workers: 0,
+            build_entry: None,
+        }
+    }
+
+    /// One line of timings, for people and for benchmarks:
+    /// `timings: build=1.234s (built) handoff=0.210s datums=0.530s total=2.100s`.
+    pub fn timings_line(&self, total: Duration) -> String {
+        let handoff = self
+            .handoff_time
+            .map_or_else(|| "n/a".to_string(), |d| format!("{:.3}s", d.as_secs_f64()));
+        format!(
+            "timings: build={:.3}s ({}) handoff={handoff} datums={:.3}s total={:.3}s workers={}",
+            self.build_time.as_secs_f64(),
+            if self.build_reused { "reused" } else { "built" },
+            self.datums_time.as_secs_f64(),
+            total.as_secs_f64(),
+            self.workers
+        )
+    }
+}
+
+/// Runs the build phase (or takes its output from the cache), then the run
+/// phase for each datum (or the chosen one).
 pub async fn execute(
     engine: &Engine,
     prepared: &Prepared,
     options: &RunOptions,
     sink: LineSink<'_>,
 ) -> Result<Report> {
-    let selected: Vec<&Datum> = match &options.datum {
-        Some(wanted) => vec![datum::find(&prepared.datums, wanted)?],
-        None => prepared.datums.iter().collect(),
+    let selected: Vec<(usize, &Datum)> = match &options.datum {
+        Some(wanted) => {
+            let chosen = datum::find(&prepared.datums, wanted)?;
+            let index = prepared
+                .datums
+                .iter()
+                .position(|d| std::ptr::eq(d, chosen))
+                .unwrap_or(0);
+            vec![(index, chosen)]
+        }
+        None => prepared.datums.iter().enumerate().collect(),
     };
-    let mut report = Report {
-        output: Ok(Tree::new()),
-        warnings: prepared.source.warnings.clone(),
-        kept: Vec::new(),
-        build_time: Duration::ZERO,
-        datum_times: Vec::new(),
-        build_output: Tree::new(),
-    };
+    let mut report = Report::new(prepared.source.warnings.clone());
+    let mut out = OutputDir::new(&options.scratch_dir)?;
 
-    let source_tar =
-        staging::tar_files(&prepared.source.root, &prepared.source.files, "pfs/source")?;
-
-    // ----- build phase -----
+    // The build's volumes are named before it runs, so the workers start
+    // (and receive the inputs) while it runs. The plan owns fresh volumes
+    // until the cache takes them, and they go only after the workers.
     let started = Instant::now();
-    let build = build_phase(
-        engine,
-        prepared,
-        options,
-        &source_tar,
-        &mut report.kept,
-        sink,
-    )
-    .await?;
-    report.build_time = started.elapsed();
-    let build_output = match build {
-        Ok(tree) => tree,
-        Err(failure) => {
-            report.output = Err(failure);
-            return Ok(report);
+    let plan = build::plan(engine, prepared, options).await?;
+    let entry = plan.entry();
+    let volumes = WorkerVolumes {
+        source: Some(entry.source_volume.clone()),
+        build: Some(entry.build_volume.clone()),
+        job: String::new(),
+    };
+    let starting_crew = async {
+        if selected.is_empty() {
+            Ok(None)
+        } else {
+            run::Crew::start(engine, prepared, options, &selected, volumes)
+                .await
+                .map(Some)
         }
     };
-    report.build_output = build_output;
+    let building = build::run(engine, prepared, options, &plan, &mut report.kept, sink);
+    let (built, crew) = tokio::join!(building, starting_crew);
+    report.build_time = started.elapsed();
+    let build_end = Instant::now();
+    report.build_reused = plan.reuses();
+    report.build_entry = Some(entry);
 
-    // ----- run phase -----
-    let outputs = run_phase(
-        engine,
-        prepared,
-        options,
-        &selected,
-        &source_tar,
-        &mut report,
-        sink,
-    )
-    .await?;
-    if report.output.is_err() {
-        return Ok(report);
-    }
-    let merged = output::merge(outputs, options.strict_outputs)?;
-    report.warnings.extend(merged.warnings);
-    report.output = Ok(merged.tree);
-    Ok(report)
-}
-
-fn labels(options: &RunOptions, kind: &str) -> Labels {
-    Labels::for_run(&options.run, kind)
-}
-
-async fn build_phase(
-    engine: &Engine,
-    prepared: &Prepared,
-    options: &RunOptions,
-    source_tar: &[u8],
-    kept: &mut Vec<String>,
-    sink: LineSink<'_>,
-) -> Result<std::result::Result<Tree, PhaseFailure>> {
-    let image = &prepared.resolved.builder_image;
-    let mut log = PhaseLog::create(&options.log_dir, "build.log", "build")?;
-    log.note(&format!("build phase: `sh ./build.sh` in {image}"), sink);
-    let container = engine
-        .start_container(&ContainerSpec {
-            image: image.clone(),
-            env: options.trust.env(),
-            network: true,
-            labels: labels(options, "build-phase"),
-            name_hint: format!("pachbuild-{}-build", prepared.pipeline_name),
-        })
-        .await?;
-    let result = async {
-        if let Some((_, bundle)) = &options.trust.bundle {
-            let tree = Tree::from([(
-                PathBuf::from("ca-certificates.crt"),
-                Entry::file(bundle.clone()),
-            )]);
-            let tar = staging::tar_tree(&tree, CONTAINER_BUNDLE_DIR.trim_start_matches('/'))?;
-            engine.upload(&container, "/", tar).await?;
-        }
-        engine.upload(&container, "/", source_tar.to_vec()).await?;
-        engine
-            .upload(&container, "/", staging::empty_dirs_tar(&["pfs/out"]))
-            .await?;
-        let exec = ExecSpec {
-            cmd: vec!["sh".into(), "./build.sh".into()],
-            ..ExecSpec::default()
-        };
-        let code = engine
-            .exec(&container, &exec, &mut |stream, bytes| {
-                log.write(stream, bytes, sink)
-            })
-            .await?;
-        log.finish(sink);
-        if code != 0 {
-            log.note(&format!("build.sh exited with code {code}"), sink);
-            return Ok(Err(PhaseFailure {
-                phase: Phase::Build,
-                datum: None,
-                exit_code: code,
-                log_path: log.path.clone(),
-                tail: log.tail(),
-            }));
-        }
-        let tar = engine.download(&container, "/pfs/out").await?;
-        Ok(Ok(staging::tree_from_tar(&tar, "out")?))
-    }
-    .await;
-    finish_container(engine, &container, options.keep, kept).await;
-    result
-}
-
-async fn run_phase(
-    engine: &Engine,
-    prepared: &Prepared,
-    options: &RunOptions,
-    selected: &[&Datum],
-    source_tar: &[u8],
-    report: &mut Report,
-    sink: LineSink<'_>,
-) -> Result<Vec<(String, Tree)>> {
-    let mut outputs = Vec::new();
-    if selected.is_empty() {
-        return Ok(outputs);
-    }
-    let container =
-        RunContainer::start(engine, prepared, options, source_tar, &report.build_output).await?;
-    let result = async {
-        let total = selected.len();
-        for (index, datum) in selected.iter().enumerate() {
-            let label = format!("datum {}/{total} {}", index + 1, datum.id());
-            let done = container.run_datum(datum, &label, sink).await?;
-            report.datum_times.push((datum.id(), done.elapsed));
-            match done.output {
-                Ok(tree) => outputs.push((format!("{} ({})", datum.id(), datum.describe()), tree)),
-                Err(failure) => {
-                    report.output = Err(failure);
-                    return Ok(());
+    let (keep, kept) = (options.keep, &mut report.kept);
+    let failure = match (built, crew) {
+        (Ok(Ok(())), Ok(crew)) => Ok(crew),
+        (built, crew) => Err((built, crew)),
+    };
+    let crew = match failure {
+        Ok(crew) => crew,
+        Err((built, crew)) => {
+            // Stop the side that worked, then the volumes, then say why.
+            let crew_error = match crew {
+                Ok(Some(crew)) => {
+                    crew.finish(keep, kept).await;
+                    None
                 }
-            }
-        }
-        Ok::<(), Error>(())
-    }
-    .await;
-    container.finish(options.keep, &mut report.kept).await;
-    result?;
-    Ok(outputs)
-}
-
-/// A run-phase container: the job's worker. `/pfs/source` and `/pfs/build`
-/// are staged once; each [`RunContainer::run_datum`] resets the rest of
-/// `/pfs`, stages the datum and runs the command, as the platform does.
-/// Public so that benchmarks time exactly what a run does.
-pub struct RunContainer<'a> {
-    engine: &'a Engine,
-    prepared: &'a Prepared,
-    options: &'a RunOptions,
-    id: String,
-    stdin: Option<Vec<u8>>,
-}
-
-/// One datum's run.
-#[derive(Debug)]
-pub struct DatumRun {
-    /// The command's time alone (not staging or download).
-    pub elapsed: Duration,
-    /// The datum's `/pfs/out`, or why the command failed.
-    pub output: std::result::Result<Tree, PhaseFailure>,
-}
-
-impl<'a> RunContainer<'a> {
-    /// Starts the container from the run image and stages the source and
-    /// the build output.
-    pub async fn start(
-        engine: &'a Engine,
-        prepared: &'a Prepared,
-        options: &'a RunOptions,
-        source_tar: &[u8],
-        build_output: &Tree,
-    ) -> Result<RunContainer<'a>> {
-        let resolved = &prepared.resolved;
-        let id = engine
-            .start_container(&ContainerSpec {
-                image: resolved.run_image.clone(),
-                env: Vec::new(),
-                network: options.run_network,
-                labels: labels(options, "run-phase"),
-                name_hint: format!("pachbuild-{}-run", prepared.pipeline_name),
-            })
-            .await?;
-        let container = RunContainer {
-            engine,
-            prepared,
-            options,
-            id,
-            stdin: (!resolved.stdin.is_empty()).then(|| {
-                let mut text = resolved.stdin.join("\n");
-                text.push('\n');
-                text.into_bytes()
-            }),
-        };
-        let staged = async {
-            engine
-                .upload(&container.id, "/", source_tar.to_vec())
-                .await?;
-            let build = staging::tar_tree(build_output, "pfs/build")?;
-            engine.upload(&container.id, "/", build).await
-        }
-        .await;
-        if let Err(e) = staged {
-            container.finish(false, &mut Vec::new()).await;
-            return Err(e);
-        }
-        Ok(container)
-    }
-
-    /// The container's id, for extra commands (benchmark probes).
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// Runs one datum; `label` prefixes its log lines.
-    pub async fn run_datum(
-        &self,
-        datum: &Datum,
-        label: &str,
-        sink: LineSink<'_>,
-    ) -> Result<DatumRun> {
-        let (engine, prepared, options) = (self.engine, self.prepared, self.options);
-        let resolved = &prepared.resolved;
-        let id = datum.id();
-        let mut log = PhaseLog::create(&options.log_dir, &format!("datum-{id}.log"), label)?;
-        log.note(
-            &format!("{} → `{}`", datum.describe(), resolved.command.join(" ")),
-            sink,
-        );
-        // Only /pfs is reset between datums, as on the platform's workers.
-        engine.exec(&self.id, &reset_pfs(), &mut |_, _| {}).await?;
-        engine
-            .upload(&self.id, "/", staging::tar_datum(datum)?)
-            .await?;
-        let mut env = vec![
-            format!("PPS_PIPELINE_NAME={}", prepared.pipeline_name),
-            format!("PACH_JOB_ID={}", options.run),
-            format!("PACH_DATUM_ID={id}"),
-        ];
-        env.extend(datum.env().into_iter().map(|(k, v)| format!("{k}={v}")));
-        let spec_env = &prepared.loaded.spec.transform.env;
-        env.extend(spec_env.iter().map(|(k, v)| format!("{k}={v}")));
-        let exec = ExecSpec {
-            cmd: resolved.command.clone(),
-            env,
-            working_dir: None,
-            stdin: self.stdin.clone(),
-        };
-        let started = Instant::now();
-        let code = engine
-            .exec(&self.id, &exec, &mut |stream, bytes| {
-                log.write(stream, bytes, sink)
-            })
-            .await?;
-        let elapsed = started.elapsed();
-        log.finish(sink);
-        if code != 0 {
-            log.note(&format!("the command exited with code {code}"), sink);
-            let failure = PhaseFailure {
-                phase: Phase::Run,
-                datum: Some((datum.describe(), id)),
-                exit_code: code,
-                log_path: log.path.clone(),
-                tail: log.tail(),
+                Ok(None) => None,
+                Err(e) => Some(e),
             };
-            return Ok(DatumRun {
-                elapsed,
-                output: Err(failure),
-            });
+            let leftovers = match (&built, crew_error.is_some()) {
+                // A good build is kept even when the workers failed to start.
+                (Ok(Ok(())), true) => plan.store(engine, options, &prepared.pipeline_name).await?,
+                _ => Some(plan),
+            };
+            if let Some(leftovers) = leftovers {
+                leftovers.discard(keep, kept).await;
+            }
+            return match (built?, crew_error) {
+                (_, Some(e)) => Err(e),
+                (Err(failure), None) => {
+                    report.output = Err(failure);
+                    Ok(report)
+                }
+                (Ok(()), None) => Ok(report),
+            };
         }
-        let tar = engine.download(&self.id, "/pfs/out").await?;
-        Ok(DatumRun {
-            elapsed,
-            output: Ok(staging::tree_from_tar(&tar, "out")?),
-        })
-    }
+    };
+    let leftovers = plan.store(engine, options, &prepared.pipeline_name).await?;
 
-    /// Removes the container, or keeps it (and records it) for debugging.
-    pub async fn finish(self, keep: bool, kept: &mut Vec<String>) {
-        finish_container(self.engine, &self.id, keep, kept).await;
+    let outcome = match &crew {
+        Some(crew) => {
+            crew.run(&selected, options, build_end, &mut report, sink, &mut out)
+                .await
+        }
+        None => Ok(None),
+    };
+    if let Some(crew) = crew {
+        crew.finish(options.keep, &mut report.kept).await;
     }
-}
-
-/// Empties /pfs but for the source and build, which stay for the whole job.
-fn reset_pfs() -> ExecSpec {
-    let script = "for d in /pfs/* /pfs/.[!.]*; do case \"$d\" in /pfs/source|/pfs/build|'/pfs/*'|'/pfs/.[!.]*') ;; *) rm -rf \"$d\" ;; esac; done; mkdir -p /pfs/out";
-    ExecSpec {
-        cmd: vec!["sh".into(), "-c".into(), script.into()],
-        working_dir: Some("/".into()),
-        ..ExecSpec::default()
+    // Volumes no cache entry holds go only now: the workers used them.
+    if let Some(leftovers) = leftovers {
+        leftovers.discard(options.keep, &mut report.kept).await;
     }
-}
-
-async fn finish_container(engine: &Engine, container: &str, keep: bool, kept: &mut Vec<String>) {
-    if keep {
-        kept.push(container.to_string());
-    } else if let Err(e) = engine.remove_container(container).await {
-        // The run's clean-up (and `cargo xtask clean`) will find it by label.
-        eprintln!("warning: {e}");
-    }
+    report.output = match outcome? {
+        Some(failure) => Err(failure),
+        None => Ok(out),
+    };
+    Ok(report)
 }

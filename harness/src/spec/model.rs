@@ -22,6 +22,21 @@ pub struct PipelineSpec {
     pub input: Option<Input>,
     #[serde(default)]
     pub spout: Option<serde_json::Value>,
+    #[serde(default)]
+    pub parallelism_spec: Option<ParallelismSpec>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+/// `parallelism_spec`: how many workers the platform starts for the job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ParallelismSpec {
+    /// Exactly this many workers; locally, at most this many.
+    #[serde(default)]
+    pub constant: Option<u64>,
+    /// Workers per cluster node: no bound locally (one node).
+    #[serde(default)]
+    pub coefficient: Option<f64>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }

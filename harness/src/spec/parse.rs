@@ -221,7 +221,7 @@ input:
         assert_eq!(build.path.as_deref(), Some("./source"));
         assert_eq!(spec.transform.cmd, ["python3", "/pfs/source/main.py"]);
         assert!(spec.transform.unknown.contains_key("image_pull_secrets"));
-        assert!(spec.unknown.contains_key("parallelism_spec"));
+        assert_eq!(spec.parallelism_spec.as_ref().unwrap().constant, Some(2));
         let pfs = spec.input.as_ref().unwrap().pfs.as_ref().unwrap();
         assert_eq!((pfs.repo.as_str(), pfs.glob.as_str()), ("scraper", "/*"));
     }

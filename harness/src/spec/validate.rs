@@ -91,6 +91,9 @@ pub fn unknown_fields(spec: &PipelineSpec) -> Vec<String> {
         add("pipeline", &p.unknown);
     }
     add("transform", &spec.transform.unknown);
+    if let Some(p) = &spec.parallelism_spec {
+        add("parallelism_spec", &p.unknown);
+    }
     if let Some(b) = &spec.transform.build {
         add("transform.build", &b.unknown);
     }

@@ -58,6 +58,16 @@ pub fn pipeline_runner_options(
         keep: args.keep,
         strict_outputs: args.strict_outputs,
         run_network: args.network,
+        jobs: args
+            .jobs
+            .map_or_else(harness::pipeline::default_jobs, usize::from),
+        cache: harness::pipeline::CacheOptions {
+            read: !args.no_cache,
+            scope: args.cache.cache_scope.clone(),
+            max_entries: usize::from(args.cache.cache_entries),
+            ephemeral: false,
+        },
+        scratch_dir: context.target_dir().join("tmp"),
         ..runner_options(context, &args.base)
     }
 }

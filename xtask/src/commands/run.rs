@@ -3,8 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use harness::output;
-use harness::pipeline::{self, Prepared};
+use harness::pipeline::{self, OutputDir, Prepared};
 use harness::runner::{load_spec_for, Runner};
 use harness::spec::Input;
 use harness::{Error, Result};
@@ -44,14 +43,21 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
     });
     check_out_dir(&out_dir)?;
 
+    let started = std::time::Instant::now();
+    let mut options = options;
+    // Assembled beside its final place, so that keeping it is a rename.
+    if let Some(parent) = absolute(&out_dir).parent() {
+        options.scratch_dir = parent.to_path_buf();
+    }
     let runner = Runner::connect(context.builders_dir(), options).await?;
     eprintln!(
-        "{}: build in {}, run `{}` in {} over {} datum(s)",
+        "{}: build in {}, run `{}` in {} over {} datum(s) (run {})",
         prepared.pipeline_name,
         prepared.resolved.builder_image,
         prepared.resolved.command.join(" "),
         prepared.resolved.run_image,
         args.datum.as_ref().map_or(prepared.datums.len(), |_| 1),
+        runner.run_id(),
     );
     let report = runner
         .run(
@@ -66,19 +72,17 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
     }
     if !report.kept.is_empty() {
         eprintln!("kept for debugging (remove with `cargo xtask clean`):");
-        for container in &report.kept {
-            eprintln!("  container {}", &container[..container.len().min(12)]);
+        for object in &report.kept {
+            eprintln!("  {object}");
         }
         eprintln!("  logs in {}", runner.log_dir().display());
     }
-    match &report.output {
-        Ok(tree) => {
-            replace_out_dir(&out_dir, tree)?;
-            println!(
-                "output: {} ({} files)",
-                out_dir.display(),
-                count_files(tree)
-            );
+    eprintln!("{}", report.timings_line(started.elapsed()));
+    match report.output {
+        Ok(out) => {
+            let files = out.files;
+            replace_out_dir(&out_dir, out)?;
+            println!("output: {} ({files} files)", out_dir.display());
             Ok(0)
         }
         Err(failure) => {
@@ -178,11 +182,11 @@ fn check_out_dir(dir: &Path) -> Result<()> {
     }
 }
 
-fn replace_out_dir(dir: &Path, tree: &output::Tree) -> Result<()> {
+fn replace_out_dir(dir: &Path, out: OutputDir) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| Error::io("cannot clear", dir, e))?;
     }
-    output::write_tree(tree, dir)?;
+    out.persist(dir)?;
     std::fs::write(
         dir.join(OUT_MARKER),
         "made by `cargo xtask run`; replaced by the next run\n",
@@ -190,8 +194,6 @@ fn replace_out_dir(dir: &Path, tree: &output::Tree) -> Result<()> {
     .map_err(|e| Error::io("cannot write", dir.join(OUT_MARKER), e))
 }
 
-fn count_files(tree: &output::Tree) -> usize {
-    tree.values()
-        .filter(|e| matches!(e, output::Entry::File { .. }))
-        .count()
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use futures_util::StreamExt;
+
 use harness::error::exit;
 use harness::fixture::Fixture;
 use harness::runner::Runner;
@@ -28,12 +30,13 @@ pub async fn run(context: &Context, args: &TestBuilderArgs) -> Result<i32> {
             "no fixtures to run\n  fix: add fixtures under builders/<lang>/fixtures/, or pass --fixture DIR".into(),
         ));
     }
-    let runner = Runner::connect(
-        context.builders_dir(),
-        pipeline_runner_options(context, &args.pipeline),
-    )
-    .await?;
-    let result = run_all(&runner, &planned, args.verbose).await;
+    let mut options = pipeline_runner_options(context, &args.pipeline);
+    // Fixtures run side by side, `--jobs` at once, each on one worker: small
+    // jobs gain more from running together than from splitting.
+    let at_once = options.jobs;
+    options.jobs = 1;
+    let runner = Runner::connect(context.builders_dir(), options).await?;
+    let result = run_all(&runner, &planned, args.verbose, at_once).await;
     if !args.pipeline.keep {
         if let Err(e) = runner.clean_up().await {
             eprintln!("warning: {e}");
@@ -85,7 +88,12 @@ fn plan(context: &Context, args: &TestBuilderArgs) -> Result<Vec<Planned>> {
     Ok(planned)
 }
 
-async fn run_all(runner: &Runner, planned: &[Planned], verbose: bool) -> Result<(usize, usize)> {
+async fn run_all(
+    runner: &Runner,
+    planned: &[Planned],
+    verbose: bool,
+    at_once: usize,
+) -> Result<(usize, usize)> {
     // Build every needed builder first, so its output doesn't interleave
     // with the fixtures' lines.
     let mut languages: Vec<&str> = planned
@@ -103,21 +111,33 @@ async fn run_all(runner: &Runner, planned: &[Planned], verbose: bool) -> Result<
         println!("{language}: {} ({how}) on {base}", image.image);
     }
 
-    let (mut passed, mut failed) = (0, 0);
-    for item in planned {
+    // Results come back in fixture order whatever finishes first; each
+    // fixture's lines are held and printed with its result.
+    let results = futures_util::stream::iter(planned.iter().map(|item| async move {
         let started = Instant::now();
+        let mut lines: Vec<String> = Vec::new();
         let outcome = runner
             .run_fixture(
                 &item.fixture,
                 item.language.as_deref(),
                 &mut |label, line| {
                     if verbose {
-                        eprintln!("  {label} | {line}");
+                        lines.push(format!("  {label} | {line}"));
                     }
                 },
             )
             .await;
-        let seconds = started.elapsed().as_secs_f64();
+        (item, started.elapsed(), lines, outcome)
+    }))
+    .buffered(at_once.max(1));
+    futures_util::pin_mut!(results);
+
+    let (mut passed, mut failed) = (0, 0);
+    while let Some((item, elapsed, lines, outcome)) = results.next().await {
+        for line in lines {
+            eprintln!("{line}");
+        }
+        let seconds = elapsed.as_secs_f64();
         let verdict = match outcome {
             Ok(outcome) => {
                 for warning in &outcome.report.warnings {

@@ -18,10 +18,9 @@ use harness::builder::image::{self, ImageOptions};
 use harness::builder::Base;
 use harness::engine::{Engine, ExecSpec, RunId};
 use harness::error::exit;
-use harness::output::{Entry, Tree};
-use harness::pipeline::{self, Prepared, RunContainer, RunOptions};
+use harness::pipeline::worker::StandaloneWorker;
+use harness::pipeline::{self, CacheEntry, OutputDir, Prepared, RunOptions};
 use harness::runner::Runner;
-use harness::staging;
 use harness::trust::Trust;
 use harness::{Error, Result};
 
@@ -46,8 +45,12 @@ const TAIL_LINES: usize = 15;
 
 pub async fn run(context: &Context, args: &BenchArgs) -> Result<i32> {
     let scratch = Scratch::create(&context.run)?;
-    let runner =
-        Runner::connect(context.builders_dir(), runner_options(context, &args.base)).await?;
+    let mut options = runner_options(context, &args.base);
+    // One worker, so that a container's first datum is its fresh sample; and
+    // a real build phase each time, so that its time means something.
+    options.jobs = 1;
+    options.cache.read = false;
+    let runner = Runner::connect(context.builders_dir(), options).await?;
     let result = bench(&runner, context, args, scratch.path()).await;
     // Containers of this run and the baseline image (ephemeral) go; our
     // builder image stays: it is the product, and a cache.
@@ -177,14 +180,16 @@ async fn bench_workload(
                 },
             )
             .await?;
-        let tree = report
+        let out = report
             .output
             .as_ref()
             .map_err(|failure| Error::Failed(format!("bench {what}: {failure}")))?;
-        check_outputs(&what, tree, prepared.datums.len())?;
+        check_outputs(&what, out, prepared.datums.len())?;
+        let entry = report.build_entry.clone().ok_or_else(|| {
+            Error::Failed(format!("bench {what}: the run reported no build output"))
+        })?;
         let target = side_mut(&mut result, side);
         target.build_time = report.build_time;
-        target.build_output_bytes = tree_bytes(&report.build_output);
         let times: Vec<Duration> = report.datum_times.iter().map(|(_, d)| *d).collect();
         eprintln!(
             "bench: {what}: build phase {:.1} s; run 1/{}: {}",
@@ -193,13 +198,11 @@ async fn bench_workload(
             seconds_list(&times)
         );
         add_datum_times(target, times);
-        staged.push(StagedRun::new(
-            side,
-            what,
-            prepared,
-            &report.build_output,
-            runner,
-        )?);
+        let mut staged_run = StagedRun::new(side, what, prepared, entry, runner);
+        side_mut(&mut result, side).build_output_bytes =
+            build_output_bytes(engine, &staged_run).await?;
+        staged_run.options.cache.read = true;
+        staged.push(staged_run);
     }
 
     // The program's imports alone, and a bare exec, in our run image with
@@ -284,11 +287,8 @@ fn seconds_list(times: &[Duration]) -> String {
 
 /// Each datum of a workload writes one file; anything else means the
 /// program did not run as meant, and its times would mean nothing.
-fn check_outputs(what: &str, tree: &Tree, datums: usize) -> Result<()> {
-    let files = tree
-        .values()
-        .filter(|e| matches!(e, Entry::File { .. }))
-        .count();
+fn check_outputs(what: &str, out: &OutputDir, datums: usize) -> Result<()> {
+    let files = out.files;
     if files == datums {
         Ok(())
     } else {
@@ -298,13 +298,22 @@ fn check_outputs(what: &str, tree: &Tree, datums: usize) -> Result<()> {
     }
 }
 
-fn tree_bytes(tree: &Tree) -> u64 {
-    tree.values()
-        .map(|e| match e {
-            Entry::File { contents, .. } => contents.len() as u64,
-            _ => 0,
-        })
-        .sum()
+/// The size of a build output, as `du` counts it in a worker.
+async fn build_output_bytes(engine: &Engine, staged: &StagedRun) -> Result<u64> {
+    let worker =
+        StandaloneWorker::start(engine, &staged.prepared, &staged.options, &staged.entry).await?;
+    let said = worker
+        .worker
+        .probe_output(vec!["du".into(), "-sk".into(), "/pfs/build".into()])
+        .await;
+    worker.finish().await;
+    let said = said?;
+    let kib: u64 = said
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Ok(kib * 1024)
 }
 
 /// What a replay of the run phase needs.
@@ -313,8 +322,7 @@ struct StagedRun {
     what: String,
     prepared: Prepared,
     options: RunOptions,
-    source_tar: Vec<u8>,
-    build_output: Tree,
+    entry: CacheEntry,
 }
 
 impl StagedRun {
@@ -322,11 +330,9 @@ impl StagedRun {
         side: Side,
         what: String,
         prepared: Prepared,
-        build_output: &Tree,
+        entry: CacheEntry,
         runner: &Runner,
-    ) -> Result<Self> {
-        let source_tar =
-            staging::tar_files(&prepared.source.root, &prepared.source.files, "pfs/source")?;
+    ) -> Self {
         let options = RunOptions {
             run: runner.run_id().clone(),
             datum: None,
@@ -337,20 +343,22 @@ impl StagedRun {
             log_dir: runner
                 .log_dir()
                 .join(format!("replay-{}", prepared.pipeline_name)),
+            jobs: 1,
+            cache: Default::default(),
+            scratch_dir: std::env::temp_dir(),
         };
-        Ok(StagedRun {
+        StagedRun {
             side,
             what,
             prepared,
             options,
-            source_tar,
-            build_output: build_output.clone(),
-        })
+            entry,
+        }
     }
 }
 
-/// One run container, exactly as the harness runs the run phase
-/// ([`RunContainer`]); when `datums`, every datum, each followed by one round
+/// One worker, exactly as the harness runs the run phase ([`StandaloneWorker`]
+/// over the build's volumes); when `datums`, every datum, each followed by one round
 /// of the probes; then `rounds` more rounds of the probes. Returns the datum
 /// times and, per probe, its times.
 async fn replay(
@@ -361,22 +369,21 @@ async fn replay(
     rounds: usize,
 ) -> Result<(Vec<Duration>, Vec<Samples>)> {
     let prepared = &staged.prepared;
-    let container = RunContainer::start(
-        engine,
-        prepared,
-        &staged.options,
-        &staged.source_tar,
-        &staged.build_output,
-    )
-    .await?;
+    let worker = StandaloneWorker::start(engine, prepared, &staged.options, &staged.entry).await?;
+    let container = &worker.worker;
     let result = async {
         let mut datum_times = Vec::new();
         let mut probe_times = vec![Samples::new(); probes.len()];
         if datums {
+            let all: Vec<(usize, &harness::datum::Datum)> =
+                prepared.datums.iter().enumerate().collect();
+            container.stage_inputs(&all).await?;
             for (index, datum) in prepared.datums.iter().enumerate() {
                 let label = format!("datum {}", index + 1);
-                let done = container.run_datum(datum, &label, &mut |_, _| {}).await?;
-                if let Err(failure) = done.output {
+                let done = container
+                    .run_datum(index, datum, &label, &mut |_, _| {})
+                    .await?;
+                if let Err(failure) = done.outcome {
                     return Err(Error::Failed(format!("bench {}: {failure}", staged.what)));
                 }
                 datum_times.push(done.elapsed);
@@ -389,7 +396,7 @@ async fn replay(
         Ok((datum_times, probe_times))
     }
     .await;
-    container.finish(false, &mut Vec::new()).await;
+    worker.finish().await;
     result
 }
 
@@ -528,15 +535,16 @@ mod tests {
 
     #[test]
     fn outputs_are_counted() {
+        use harness::output::{Entry, Tree};
         let tree = Tree::from([
             (PathBuf::from("a"), Entry::Dir),
             (PathBuf::from("a/1.txt"), Entry::file("x")),
             (PathBuf::from("2.txt"), Entry::file("yz")),
         ]);
-        assert!(check_outputs("t", &tree, 2).is_ok());
-        let err = check_outputs("t", &tree, 3).unwrap_err().to_string();
+        let out = OutputDir::from_tree(&tree, &std::env::temp_dir()).unwrap();
+        assert!(check_outputs("t", &out, 2).is_ok());
+        let err = check_outputs("t", &out, 3).unwrap_err().to_string();
         assert!(err.contains("2 files for 3 datums"), "{err}");
-        assert_eq!(tree_bytes(&tree), 3);
     }
 
     #[test]

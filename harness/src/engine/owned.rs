@@ -1,0 +1,118 @@
+//! Engine objects owned by a value: a container or volume that the code made
+//! is removed when its owner is dropped, on every path out (an error, a
+//! panic, an interrupt that drops the running command), unless it was kept
+//! for debugging (`--keep`) or handed on (a cache entry).
+
+use super::{Engine, VolumeRemoval};
+use crate::error::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Container,
+    Volume,
+}
+
+/// A container or volume that is removed when dropped.
+#[derive(Debug)]
+pub struct Owned {
+    engine: Engine,
+    kind: Kind,
+    id: String,
+    armed: bool,
+}
+
+impl Owned {
+    /// Takes ownership of the container `id`.
+    pub fn container(engine: &Engine, id: String) -> Owned {
+        Owned {
+            engine: engine.clone(),
+            kind: Kind::Container,
+            id,
+            armed: true,
+        }
+    }
+
+    /// Takes ownership of the volume `name`.
+    pub fn volume(engine: &Engine, name: String) -> Owned {
+        Owned {
+            engine: engine.clone(),
+            kind: Kind::Volume,
+            id: name,
+            armed: true,
+        }
+    }
+
+    /// The container's id or the volume's name.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Removes the object now (the normal way out).
+    pub async fn remove(mut self) -> Result<()> {
+        self.armed = false;
+        remove(&self.engine, self.kind, &self.id).await
+    }
+
+    /// Leaves the object on the engine and returns its id.
+    pub fn release(mut self) -> String {
+        self.armed = false;
+        std::mem::take(&mut self.id)
+    }
+
+    /// Removes the object now, or leaves it when `keep`; kept ids are
+    /// recorded in `kept`. A failed removal is a warning: the run's label
+    /// lets `cargo xtask clean` find the object later.
+    pub async fn finish(self, keep: bool, kept: &mut Vec<String>) {
+        if keep {
+            let what = match self.kind {
+                Kind::Container => "container",
+                Kind::Volume => "volume",
+            };
+            let id = self.release();
+            kept.push(format!("{what} {id}"));
+        } else if let Err(e) = self.remove().await {
+            eprintln!("warning: {e}");
+        }
+    }
+}
+
+async fn remove(engine: &Engine, kind: Kind, id: &str) -> Result<()> {
+    match kind {
+        Kind::Container => engine.remove_container(id).await,
+        Kind::Volume => match engine.remove_volume(id).await? {
+            VolumeRemoval::InUse => Err(crate::Error::Engine {
+                operation: "remove volume".into(),
+                object: id.into(),
+                message: "a container still uses it (`cargo xtask clean` removes it later)".into(),
+            }),
+            VolumeRemoval::Removed | VolumeRemoval::Gone => Ok(()),
+        },
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // Drop cannot await, and the runtime may be shutting down: remove
+        // on a thread of its own with a fresh connection, and wait for it.
+        let (host, kind, id) = (self.engine.host().to_string(), self.kind, self.id.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(engine) = Engine::connect_to(&host).await {
+                    if let Err(e) = remove(&engine, kind, &id).await {
+                        eprintln!("warning: {e}");
+                    }
+                }
+            });
+        })
+        .join();
+    }
+}

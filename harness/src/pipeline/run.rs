@@ -1,0 +1,262 @@
+//! The run phase: N workers take the job's datums from one queue, as the
+//! platform's workers do, and the outputs merge in datum order whatever N is.
+//!
+//! With one worker, lines stream live; with more, each datum's lines are held
+//! until it ends and printed in datum order, so that logs never interleave.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+
+use crate::datum::Datum;
+use crate::engine::{Engine, Labels, Owned};
+use crate::error::{Error, Result};
+use crate::output;
+
+use super::log::LineSink;
+use super::worker::{unique, DatumRun, Worker, WorkerVolumes};
+use super::{OutputDir, PhaseFailure, Prepared, Report, RunOptions};
+
+/// How many workers a job gets: `--jobs`, capped by the spec's
+/// `parallelism_spec.constant` and by the number of datums.
+pub fn worker_count(prepared: &Prepared, jobs: usize, datums: usize) -> usize {
+    let constant = prepared
+        .loaded
+        .spec
+        .parallelism_spec
+        .as_ref()
+        .and_then(|p| p.constant)
+        .filter(|c| *c > 0)
+        .map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
+    jobs.max(1).min(constant).min(datums.max(1))
+}
+
+/// Lines of datums, printed in datum order.
+struct OrderedLines<'s> {
+    sink: LineSink<'s>,
+    live: bool,
+    next: usize,
+    done: BTreeMap<usize, Vec<(String, String)>>,
+}
+
+impl OrderedLines<'_> {
+    /// A datum ended: print what is now in order.
+    fn finished(&mut self, position: usize, lines: Vec<(String, String)>) {
+        self.done.insert(position, lines);
+        while let Some(lines) = self.done.remove(&self.next) {
+            for (label, line) in lines {
+                (self.sink)(&label, &line);
+            }
+            self.next += 1;
+        }
+    }
+}
+
+/// The workers of a job and their job volume.
+pub struct Crew<'a> {
+    workers: Vec<Worker<'a>>,
+    job: Owned,
+}
+
+impl<'a> Crew<'a> {
+    /// Makes the job volume, starts the workers at once and sends the job's
+    /// inputs. Nothing here needs the build's output, so it runs while the
+    /// build does.
+    pub async fn start(
+        engine: &'a Engine,
+        prepared: &'a Prepared,
+        options: &'a RunOptions,
+        selected: &[(usize, &Datum)],
+        mut volumes: WorkerVolumes,
+    ) -> Result<Crew<'a>> {
+        let wanted = worker_count(prepared, options.jobs, selected.len());
+        let name = format!("pachbuild-job-{}-{}", options.run, unique());
+        engine
+            .create_volume(&name, &Labels::for_run(&options.run, "job"))
+            .await?;
+        let job = Owned::volume(engine, name);
+        volumes.job = job.id().to_string();
+        let started =
+            join_all((0..wanted).map(|_| Worker::start(engine, prepared, options, &volumes))).await;
+        let mut workers = Vec::new();
+        let mut failed = None;
+        for worker in started {
+            match worker {
+                Ok(w) => workers.push(w),
+                Err(e) => failed = Some(e),
+            }
+        }
+        let crew = Crew { workers, job };
+        let staged = match failed {
+            Some(e) => Err(e),
+            None => crew.workers[0].stage_inputs(selected).await,
+        };
+        match staged {
+            Ok(()) => Ok(crew),
+            Err(e) => {
+                crew.finish(false, &mut Vec::new()).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs the datums and brings their merged output into `out`.
+    pub async fn run(
+        &self,
+        selected: &[(usize, &Datum)],
+        options: &RunOptions,
+        build_end: Instant,
+        report: &mut Report,
+        sink: LineSink<'_>,
+        out: &mut OutputDir,
+    ) -> Result<Option<PhaseFailure>> {
+        report.workers = self.workers.len();
+        run_datums(
+            &self.workers,
+            selected,
+            options,
+            build_end,
+            report,
+            sink,
+            out,
+        )
+        .await
+    }
+
+    /// Removes the workers (all at once), then the job volume (or keeps
+    /// them all).
+    pub async fn finish(self, keep: bool, kept: &mut Vec<String>) {
+        let finished = join_all(self.workers.into_iter().map(|worker| async move {
+            let mut mine = Vec::new();
+            worker.finish(keep, &mut mine).await;
+            mine
+        }))
+        .await;
+        kept.extend(finished.into_iter().flatten());
+        self.job.finish(keep, kept).await;
+    }
+}
+
+/// Runs every datum on the workers and collects the outputs into `out`.
+/// Returns the first failure in datum order, if any.
+async fn run_datums(
+    workers: &[Worker<'_>],
+    selected: &[(usize, &Datum)],
+    options: &RunOptions,
+    build_end: Instant,
+    report: &mut Report,
+    sink: LineSink<'_>,
+    out: &mut OutputDir,
+) -> Result<Option<PhaseFailure>> {
+    let total = selected.len();
+    let queue = Mutex::new((0..total).collect::<VecDeque<usize>>());
+    let stop = AtomicBool::new(false);
+    let lines = Mutex::new(OrderedLines {
+        live: workers.len() == 1,
+        sink,
+        next: 0,
+        done: BTreeMap::new(),
+    });
+    let results: Mutex<BTreeMap<usize, DatumRun>> = Mutex::new(BTreeMap::new());
+
+    let work = workers.iter().map(|worker| async {
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return Ok::<(), Error>(());
+            }
+            let Some(position) = queue.lock().expect("queue lock").pop_front() else {
+                return Ok(());
+            };
+            let (index, datum) = selected[position];
+            let label = format!("datum {}/{total} {}", position + 1, datum.id());
+            let mut held: Vec<(String, String)> = Vec::new();
+            let live = lines.lock().expect("lines lock").live;
+            let done = if live {
+                let mut to_sink = |label: &str, line: &str| {
+                    let mut lines = lines.lock().expect("lines lock");
+                    (lines.sink)(label, line);
+                };
+                worker.run_datum(index, datum, &label, &mut to_sink).await
+            } else {
+                let mut hold = |label: &str, line: &str| {
+                    held.push((label.to_string(), line.to_string()));
+                };
+                worker.run_datum(index, datum, &label, &mut hold).await
+            };
+            let done = match done {
+                Ok(done) => done,
+                Err(e) => {
+                    stop.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+            };
+            if done.outcome.is_err() {
+                stop.store(true, Ordering::SeqCst);
+            }
+            {
+                let mut lines = lines.lock().expect("lines lock");
+                if lines.live {
+                    lines.next += 1;
+                } else {
+                    lines.finished(position, held);
+                }
+            }
+            results.lock().expect("results lock").insert(position, done);
+        }
+    });
+    let ended = join_all(work).await;
+    // Lines of datums that ran after a failure elsewhere are still shown.
+    {
+        let mut lines = lines.lock().expect("lines lock");
+        let rest = std::mem::take(&mut lines.done);
+        for (_, held) in rest {
+            for (label, line) in held {
+                (lines.sink)(&label, &line);
+            }
+        }
+    }
+    for result in ended {
+        result?;
+    }
+
+    let results = results.into_inner().expect("results lock");
+    let first_start = results.values().map(|r| r.started).min();
+    let last_end = results.values().map(|r| r.started + r.elapsed).max();
+    report.handoff_time = first_start.map(|s| s.saturating_duration_since(build_end));
+    report.datums_time = match (first_start, last_end) {
+        (Some(a), Some(b)) => b.saturating_duration_since(a),
+        _ => Duration::ZERO,
+    };
+    let mut failure = None;
+    for (position, run) in results {
+        let (_, datum) = selected[position];
+        report.datum_times.push((datum.id(), run.elapsed));
+        if let Err(f) = run.outcome {
+            failure.get_or_insert(f);
+        }
+    }
+    if failure.is_some() {
+        return Ok(failure);
+    }
+
+    // Every datum succeeded: bring the outputs home and merge them in order.
+    let datums_dir = out.scratch.path().join("datums");
+    workers[0].collect_outputs(&datums_dir).await?;
+    let ordered: Vec<(String, std::path::PathBuf)> = selected
+        .iter()
+        .map(|(index, datum)| {
+            (
+                format!("{} ({})", datum.id(), datum.describe()),
+                datums_dir.join(index.to_string()),
+            )
+        })
+        .collect();
+    let merged = output::merge_dirs(&ordered, &out.merged, options.strict_outputs)?;
+    let _ = std::fs::remove_dir_all(&datums_dir);
+    out.files = merged.files;
+    report.warnings.extend(merged.warnings);
+    Ok(None)
+}
