@@ -66,12 +66,20 @@ pub fn stream_files(root: &Path, files: &[PathBuf], prefix: &str) -> Result<Outg
 }
 
 /// The inputs of a job's datums, for a worker to take one at a time:
-/// `<prefix>/<datum index>/<input name>/<file>`. A host file that several datums
+/// `<prefix>/<datum index>/<input name>/<file>`, and `extra` small files
+/// (archive path, contents) beside them. A host file that several datums
 /// share (a cross) is sent once; its other entries are hard links, which the
 /// worker's copy turns back into files of their own.
-pub fn stream_job(datums: &[(usize, &Datum)], prefix: &str) -> Result<OutgoingArchive> {
+pub fn stream_job(
+    datums: &[(usize, &Datum)],
+    prefix: &str,
+    extra: Vec<(PathBuf, Vec<u8>)>,
+) -> Result<OutgoingArchive> {
     let mut staged = Staged::default();
     let mut first_seen: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
+    for (path, contents) in extra {
+        staged.add(relative(&path)?, Item::Bytes(contents))?;
+    }
     staged.prefix(prefix)?;
     for (index, datum) in datums {
         staged.prefix(&format!("{prefix}/{index}"))?;
@@ -691,7 +699,7 @@ mod tests {
         let second = Datum {
             parts: vec![part("left", "a.txt"), part("right", "b.txt")],
         };
-        let tar = gather(stream_job(&[(0, &first), (3, &second)], "in").unwrap()).await;
+        let tar = gather(stream_job(&[(0, &first), (3, &second)], "in", vec![]).unwrap()).await;
         let rows = rows(&tar);
         let kinds: Vec<String> = rows.iter().map(|r| format!("{}{}", r.1, r.0)).collect();
         assert_eq!(

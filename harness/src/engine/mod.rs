@@ -603,6 +603,51 @@ impl Engine {
         Ok(inspect.exit_code.unwrap_or(-1))
     }
 
+    /// Starts a command with its stdin open for writing, for a conversation
+    /// (the worker loop of a job). Read its output with
+    /// [`ExecSession::next_output`], write with [`ExecSession::send`], then
+    /// [`ExecSession::finish`] for the exit code.
+    pub async fn exec_session(&self, container: &str, spec: &ExecSpec) -> Result<ExecSession> {
+        let what = format!(
+            "run `{}` in container",
+            spec.cmd.first().map_or("", |c| c.as_str())
+        );
+        let options = CreateExecOptions {
+            cmd: Some(spec.cmd.clone()),
+            env: Some(spec.env.clone()),
+            working_dir: spec.working_dir.clone(),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = self
+            .docker
+            .create_exec(container, options)
+            .await
+            .map_err(|e| engine_err(&what, short(container), e))?;
+        let started = self
+            .docker
+            .start_exec(&exec.id, Some(StartExecOptions::default()))
+            .await
+            .map_err(|e| engine_err(&what, short(container), e))?;
+        match started {
+            StartExecResults::Attached { output, input } => Ok(ExecSession {
+                docker: self.docker.clone(),
+                exec: exec.id,
+                container: short(container).to_string(),
+                what,
+                output,
+                input: Some(input),
+            }),
+            StartExecResults::Detached => Err(Error::Engine {
+                operation: what,
+                object: short(container).to_string(),
+                message: "the engine did not attach to the command".into(),
+            }),
+        }
+    }
+
     /// The mounts of a container (`type:destination`), to prove that no
     /// host folder is bind-mounted.
     pub async fn container_mounts(&self, container: &str) -> Result<Vec<String>> {
@@ -786,6 +831,83 @@ impl Engine {
             images: removed_images,
             volumes: removed_volumes,
         })
+    }
+}
+
+/// A command running in a container with its stdin open: see
+/// [`Engine::exec_session`].
+pub struct ExecSession {
+    docker: Docker,
+    exec: String,
+    container: String,
+    what: String,
+    output: std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<Item = std::result::Result<LogOutput, bollard::errors::Error>>
+                + Send,
+        >,
+    >,
+    input: Option<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>>,
+}
+
+impl std::fmt::Debug for ExecSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecSession")
+            .field("exec", &self.exec)
+            .finish()
+    }
+}
+
+impl ExecSession {
+    /// Writes to the command's stdin.
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        let input = self.input.as_mut().ok_or_else(|| Error::Engine {
+            operation: self.what.clone(),
+            object: self.container.clone(),
+            message: "its input is already closed".into(),
+        })?;
+        let written = async {
+            input.write_all(bytes).await?;
+            input.flush().await
+        }
+        .await;
+        written.map_err(|e| Error::Engine {
+            operation: self.what.clone(),
+            object: self.container.clone(),
+            message: format!("cannot write to its input: {e}"),
+        })
+    }
+
+    /// The next piece of output, or `None` when the command closed its
+    /// output (it ended).
+    pub async fn next_output(&mut self) -> Result<Option<(Stream, Bytes)>> {
+        while let Some(item) = self.output.next().await {
+            match item.map_err(|e| engine_err(&self.what, &self.container, e))? {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    return Ok(Some((Stream::Stdout, message)))
+                }
+                LogOutput::StdErr { message } => return Ok(Some((Stream::Stderr, message))),
+                LogOutput::StdIn { .. } => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Closes stdin, reads what is left (given to `output`) and returns the
+    /// exit code.
+    pub async fn finish(mut self, output: &mut (dyn FnMut(Stream, &[u8]) + Send)) -> Result<i64> {
+        if let Some(mut input) = self.input.take() {
+            let _ = input.shutdown().await;
+        }
+        while let Some((stream, bytes)) = self.next_output().await? {
+            output(stream, &bytes);
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&self.exec)
+            .await
+            .map_err(|e| engine_err(&self.what, &self.container, e))?;
+        Ok(inspect.exit_code.unwrap_or(-1))
     }
 }
 

@@ -13,7 +13,7 @@ use futures_util::future::join_all;
 
 use crate::datum::Datum;
 use crate::engine::{Engine, Labels, Owned};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output;
 
 use super::log::LineSink;
@@ -163,12 +163,19 @@ async fn run_datums(
     let results: Mutex<BTreeMap<usize, DatumRun>> = Mutex::new(BTreeMap::new());
 
     let work = workers.iter().map(|worker| async {
+        let mut session = match worker.open_session().await {
+            Ok(session) => session,
+            Err(e) => {
+                stop.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
         loop {
             if stop.load(Ordering::SeqCst) {
-                return Ok::<(), Error>(());
+                break;
             }
             let Some(position) = queue.lock().expect("queue lock").pop_front() else {
-                return Ok(());
+                break;
             };
             let (index, datum) = selected[position];
             let label = format!("datum {}/{total} {}", position + 1, datum.id());
@@ -179,12 +186,12 @@ async fn run_datums(
                     let mut lines = lines.lock().expect("lines lock");
                     (lines.sink)(label, line);
                 };
-                worker.run_datum(index, datum, &label, &mut to_sink).await
+                session.run_datum(index, datum, &label, &mut to_sink).await
             } else {
                 let mut hold = |label: &str, line: &str| {
                     held.push((label.to_string(), line.to_string()));
                 };
-                worker.run_datum(index, datum, &label, &mut hold).await
+                session.run_datum(index, datum, &label, &mut hold).await
             };
             let done = match done {
                 Ok(done) => done,
@@ -206,6 +213,7 @@ async fn run_datums(
             }
             results.lock().expect("results lock").insert(position, done);
         }
+        session.close().await
     });
     let ended = join_all(work).await;
     // Lines of datums that ran after a failure elsewhere are still shown.

@@ -2,23 +2,31 @@
 //! that lives for the whole job and runs datums one after another, so state
 //! outside `/pfs` persists from one datum to the next.
 //!
-//! All of it happens on the engine, in one round trip per datum:
+//! All of it happens on the engine, with no engine call per datum:
 //! - `/pfs/source` and `/pfs/build` are the build's volumes, mounted
 //!   read-only (nothing is copied, and a datum cannot spoil the cache);
 //! - the inputs of every datum of the job are sent once, as one streamed
 //!   archive, into the job volume (`/.pachbuild/job/in/<datum>/<input>/`),
-//!   which every worker of the job mounts;
-//! - each datum is one exec of [`DATUM_SCRIPT`]: it resets `/pfs` (all but
-//!   source and build), copies the datum's inputs into place, runs the
-//!   command, and moves `/pfs/out` to `/.pachbuild/job/out/<datum>/`;
+//!   which every worker of the job mounts, with each datum's command line
+//!   and environment (`argv/<datum>`) and the command's stdin (`stdin`);
+//! - each worker runs [`WORKER_SCRIPT`] as one exec for the whole job, like
+//!   the platform's worker process: it reads a datum number per line on its
+//!   stdin, resets `/pfs` (all but source and build), copies the datum's
+//!   inputs into place, runs the command, moves `/pfs/out` to
+//!   `/.pachbuild/job/out/<datum>/`, and ends the datum's output with a
+//!   marker line carrying a random token and the exit code;
 //! - at the end the job's outputs come back in one streamed download.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
+
 use crate::datum::Datum;
-use crate::engine::{ContainerSpec, Engine, ExecSpec, Labels, Owned, VolumeMount};
-use crate::error::Result;
+use crate::engine::{
+    ContainerSpec, Engine, ExecSession, ExecSpec, Labels, Owned, Stream, VolumeMount,
+};
+use crate::error::{Error, Result};
 use crate::staging;
 use crate::stream;
 
@@ -28,34 +36,77 @@ use super::{Phase, PhaseFailure, Prepared, RunOptions};
 /// Where the job volume is mounted in a worker.
 pub const JOB_DIR: &str = "/.pachbuild/job";
 
-/// Exit code of the datum script when it could not stage or collect (the
-/// command's own codes are passed through).
+/// Exit code the worker reports when it could not stage or collect a datum
+/// (the command's own codes are passed through).
 const WORKER_FAILED: i64 = 213;
 
-/// One datum, in a worker: `$1` is the datum's number in the job, the
-/// command follows. Only the command sees the environment we set (the
-/// script's own variables are not exported).
-const DATUM_SCRIPT: &str = r#"i=$1; shift
-fail() { echo "pachbuild worker: $*" >&2; exit 213; }
+/// The worker process of a job: `$1` is the token of its marker lines. It
+/// reads datum numbers on stdin until it closes. Everything it and the
+/// command print goes to stdout, in order; the command's stdin is the job's
+/// `stdin` file (never the worker's), and only the command sees the
+/// environment of its `argv` file.
+const WORKER_SCRIPT: &str = r#"token=$1
 cwd=$PWD
-cd / || fail "cannot enter /"
-for d in /pfs/* /pfs/.[!.]* /pfs/..?*; do
-  case $d in /pfs/source|/pfs/build) continue ;; esac
-  if [ -e "$d" ] || [ -L "$d" ]; then rm -rf "$d" || fail "cannot reset $d"; fi
-done
-mkdir -p /pfs/out || fail "cannot make /pfs/out"
-if [ -d "/.pachbuild/job/in/$i" ]; then
-  cp -R "/.pachbuild/job/in/$i/." /pfs/ || fail "cannot stage the datum's inputs"
-fi
-cd "$cwd" || fail "cannot return to $cwd"
-"$@"
-code=$?
-if [ "$code" -eq 0 ]; then
-  mkdir -p /.pachbuild/job/out || fail "cannot collect /pfs/out"
-  mv /pfs/out "/.pachbuild/job/out/$i" || fail "cannot collect /pfs/out"
-fi
-exit "$code"
+input=/dev/null
+if [ -f /.pachbuild/job/stdin ]; then input=/.pachbuild/job/stdin; fi
+while IFS= read -r i; do
+  code=0
+  cd / || code=213
+  for d in /pfs/* /pfs/.[!.]* /pfs/..?*; do
+    case $d in /pfs/source|/pfs/build) continue ;; esac
+    if [ -e "$d" ] || [ -L "$d" ]; then rm -rf "$d" || code=213; fi
+  done
+  mkdir -p /pfs/out || code=213
+  if [ "$code" -eq 0 ] && [ -d "/.pachbuild/job/in/$i" ]; then
+    cp -R "/.pachbuild/job/in/$i/." /pfs/ || code=213
+  fi
+  if [ "$code" -eq 0 ]; then
+    ( . "/.pachbuild/job/argv/$i" && cd "$cwd" && exec "$@" ) <"$input"
+    code=$?
+    if [ "$code" -eq 0 ]; then
+      mkdir -p /.pachbuild/job/out && mv /pfs/out "/.pachbuild/job/out/$i" || code=213
+    fi
+  else
+    echo "pachbuild worker: cannot stage datum $i"
+  fi
+  printf '\n%s %s %s\n' "$token" "$i" "$code"
+done 2>&1
 "#;
+
+/// Quotes `arg` for `sh` (single quotes; any byte but NUL survives).
+fn shell_quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', r"'\''"))
+}
+
+/// The `argv/<datum>` file: sets the positional parameters to
+/// `env K=V... command args...`.
+fn argv_file(env: &[String], command: &[String]) -> Vec<u8> {
+    let mut line = String::from("set -- env");
+    for word in env.iter().chain(command) {
+        line.push(' ');
+        line.push_str(&shell_quote(word));
+    }
+    line.push('\n');
+    line.into_bytes()
+}
+
+/// A token no program prints by chance.
+fn new_token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let seed = format!("{nanos}-{}-{}", std::process::id(), unique());
+    let digest = Sha256::digest(seed.as_bytes());
+    format!(
+        "pachbuild-datum-end-{}",
+        digest
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
 
 /// One datum's run.
 #[derive(Debug)]
@@ -140,84 +191,53 @@ impl<'a> Worker<'a> {
         self.container.id()
     }
 
-    /// Sends the inputs of `datums` (numbered as in the job) into the job
-    /// volume, as one archive written while it travels.
+    /// Sends the inputs of `datums` (numbered as in the job), their command
+    /// lines and the command's stdin into the job volume, as one archive
+    /// written while it travels.
     pub async fn stage_inputs(&self, datums: &[(usize, &Datum)]) -> Result<()> {
-        let (body, writer) = staging::stream_job(datums, "in")?.into_parts();
+        let (prepared, options) = (self.prepared, self.options);
+        let mut extra = Vec::new();
+        for (index, datum) in datums {
+            let mut env = vec![
+                format!("PPS_PIPELINE_NAME={}", prepared.pipeline_name),
+                format!("PACH_JOB_ID={}", options.run),
+                format!("PACH_DATUM_ID={}", datum.id()),
+            ];
+            env.extend(datum.env().into_iter().map(|(k, v)| format!("{k}={v}")));
+            let spec_env = &prepared.loaded.spec.transform.env;
+            env.extend(spec_env.iter().map(|(k, v)| format!("{k}={v}")));
+            extra.push((
+                PathBuf::from(format!("argv/{index}")),
+                argv_file(&env, &prepared.resolved.command),
+            ));
+        }
+        if let Some(stdin) = &self.stdin {
+            extra.push((PathBuf::from("stdin"), stdin.clone()));
+        }
+        let (body, writer) = staging::stream_job(datums, "in", extra)?.into_parts();
         let sent = self.engine.upload_stream(self.id(), JOB_DIR, body).await;
         writer.finish(sent).await
     }
 
-    /// Runs datum number `index` of the job; `label` prefixes its lines.
-    pub async fn run_datum(
-        &self,
-        index: usize,
-        datum: &Datum,
-        label: &str,
-        sink: LineSink<'_>,
-    ) -> Result<DatumRun> {
-        let (prepared, options) = (self.prepared, self.options);
-        let resolved = &prepared.resolved;
-        let id = datum.id();
-        let mut log = PhaseLog::create(&options.log_dir, &format!("datum-{id}.log"), label)?;
-        log.note(
-            &format!("{} → `{}`", datum.describe(), resolved.command.join(" ")),
-            sink,
-        );
-        let mut env = vec![
-            format!("PPS_PIPELINE_NAME={}", prepared.pipeline_name),
-            format!("PACH_JOB_ID={}", options.run),
-            format!("PACH_DATUM_ID={id}"),
-        ];
-        env.extend(datum.env().into_iter().map(|(k, v)| format!("{k}={v}")));
-        let spec_env = &prepared.loaded.spec.transform.env;
-        env.extend(spec_env.iter().map(|(k, v)| format!("{k}={v}")));
-        let mut cmd = vec![
-            "sh".to_string(),
-            "-c".into(),
-            DATUM_SCRIPT.into(),
-            "pachbuild-datum".into(),
-            index.to_string(),
-        ];
-        cmd.extend(resolved.command.iter().cloned());
+    /// Starts the worker process; datums then run through the session.
+    pub async fn open_session(&self) -> Result<Session<'_>> {
+        let token = new_token();
         let exec = ExecSpec {
-            cmd,
-            env,
-            working_dir: None,
-            stdin: self.stdin.clone(),
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                WORKER_SCRIPT.into(),
+                "pachbuild-worker".into(),
+                token.clone(),
+            ],
+            ..ExecSpec::default()
         };
-        let started = Instant::now();
-        let code = self
-            .engine
-            .exec(self.id(), &exec, &mut |stream, bytes| {
-                log.write(stream, bytes, sink)
-            })
-            .await?;
-        let elapsed = started.elapsed();
-        log.finish(sink);
-        let outcome = if code == 0 {
-            Ok(())
-        } else {
-            log.note(
-                &if code == WORKER_FAILED {
-                    "the worker could not stage or collect this datum (see above)".to_string()
-                } else {
-                    format!("the command exited with code {code}")
-                },
-                sink,
-            );
-            Err(PhaseFailure {
-                phase: Phase::Run,
-                datum: Some((datum.describe(), id)),
-                exit_code: code,
-                log_path: log.path.clone(),
-                tail: log.tail(),
-            })
-        };
-        Ok(DatumRun {
-            elapsed,
-            started,
-            outcome,
+        let session = self.engine.exec_session(self.id(), &exec).await?;
+        Ok(Session {
+            worker: self,
+            session,
+            needle: format!("\n{token} ").into_bytes(),
+            pending: Vec::new(),
         })
     }
 
@@ -276,6 +296,145 @@ impl<'a> Worker<'a> {
     }
 }
 
+/// A worker process running a job's datums, one at a time.
+pub struct Session<'w> {
+    worker: &'w Worker<'w>,
+    session: ExecSession,
+    /// `\n<token> `: the start of a marker line.
+    needle: Vec<u8>,
+    /// Output received but not yet given to a datum's log: it may hold the
+    /// start of a marker.
+    pending: Vec<u8>,
+}
+
+impl Session<'_> {
+    /// Runs datum number `index` of the job; `label` prefixes its lines.
+    pub async fn run_datum(
+        &mut self,
+        index: usize,
+        datum: &Datum,
+        label: &str,
+        sink: LineSink<'_>,
+    ) -> Result<DatumRun> {
+        let (prepared, options) = (self.worker.prepared, self.worker.options);
+        let id = datum.id();
+        let mut log = PhaseLog::create(&options.log_dir, &format!("datum-{id}.log"), label)?;
+        log.note(
+            &format!(
+                "{} → `{}`",
+                datum.describe(),
+                prepared.resolved.command.join(" ")
+            ),
+            sink,
+        );
+        let started = Instant::now();
+        self.session.send(format!("{index}\n").as_bytes()).await?;
+        let code = self.read_until_marker(index, &mut log, sink).await?;
+        let elapsed = started.elapsed();
+        log.finish(sink);
+        let outcome = if code == 0 {
+            Ok(())
+        } else {
+            log.note(
+                &if code == WORKER_FAILED {
+                    "the worker could not stage or collect this datum (see above)".to_string()
+                } else {
+                    format!("the command exited with code {code}")
+                },
+                sink,
+            );
+            Err(PhaseFailure {
+                phase: Phase::Run,
+                datum: Some((datum.describe(), id)),
+                exit_code: code,
+                log_path: log.path.clone(),
+                tail: log.tail(),
+            })
+        };
+        Ok(DatumRun {
+            elapsed,
+            started,
+            outcome,
+        })
+    }
+
+    /// Gives the worker's output to the datum's log until its marker line,
+    /// and returns the exit code the marker carries.
+    async fn read_until_marker(
+        &mut self,
+        index: usize,
+        log: &mut PhaseLog,
+        sink: LineSink<'_>,
+    ) -> Result<i64> {
+        loop {
+            if let Some(at) = find(&self.pending, &self.needle) {
+                let rest = &self.pending[at + self.needle.len()..];
+                if let Some(end) = rest.iter().position(|&b| b == b'\n') {
+                    log.write(Stream::Stdout, &self.pending[..at], sink);
+                    let marker = String::from_utf8_lossy(&rest[..end]).into_owned();
+                    self.pending.drain(..at + self.needle.len() + end + 1);
+                    return parse_marker(&marker, index);
+                }
+            } else {
+                // Keep only what could be the start of a marker.
+                let keep = self.needle.len().min(self.pending.len());
+                let cut = self.pending.len() - keep;
+                log.write(Stream::Stdout, &self.pending[..cut], sink);
+                self.pending.drain(..cut);
+            }
+            match self.session.next_output().await? {
+                Some((_, bytes)) => self.pending.extend_from_slice(&bytes),
+                None => {
+                    log.write(Stream::Stdout, &self.pending, sink);
+                    self.pending.clear();
+                    return Err(Error::Failed(format!(
+                        "the worker process in container {} ended during datum {index} \
+                         (did the command kill its parent, or the container stop?)",
+                        &self.worker.id()[..12.min(self.worker.id().len())]
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Ends the worker process (it reads the end of its input).
+    pub async fn close(self) -> Result<()> {
+        let mut left = Vec::new();
+        let code = self
+            .session
+            .finish(&mut |_, bytes| left.extend_from_slice(bytes))
+            .await?;
+        if code != 0 {
+            return Err(Error::Failed(format!(
+                "the worker process exited with code {code}: {}",
+                String::from_utf8_lossy(&left).trim()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `<index> <code>` after the token.
+fn parse_marker(marker: &str, index: usize) -> Result<i64> {
+    let mut words = marker.split_whitespace();
+    let (Some(got), Some(code)) = (words.next(), words.next()) else {
+        return Err(Error::Failed(format!(
+            "the worker's marker is garbled: {marker:?}"
+        )));
+    };
+    if got != index.to_string() {
+        return Err(Error::Failed(format!(
+            "the worker reported datum {got} while datum {index} was running"
+        )));
+    }
+    code.parse()
+        .map_err(|_| Error::Failed(format!("the worker's marker is garbled: {marker:?}")))
+}
+
 /// A worker with a job volume of its own, over a build's volumes: for
 /// callers that replay a job datum by datum (benchmarks).
 pub struct StandaloneWorker<'a> {
@@ -321,52 +480,104 @@ pub(crate) fn unique() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     /// The script runs in the worker; here it runs in the host's `sh` against
-    /// a scratch root, to check that it resets, stages, passes the exit code
-    /// through and collects only on success.
+    /// a scratch root, to check that it resets, stages, runs each datum with
+    /// its own environment and the job's stdin, passes the exit code through
+    /// in its marker, and collects only on success.
     #[test]
-    fn the_datum_script_resets_stages_and_collects() {
+    fn the_worker_script_runs_datums_from_its_input() {
         let root = tempfile::tempdir().unwrap();
         let r = root.path().display().to_string();
-        let script = DATUM_SCRIPT
+        let script = WORKER_SCRIPT
             .replace("/pfs", &format!("{r}/pfs"))
             .replace("/.pachbuild", &format!("{r}/.pachbuild"));
-        let write = |p: &str, text: &str| {
+        let write = |p: &str, text: &[u8]| {
             let p = root.path().join(p);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, text).unwrap();
         };
-        write("pfs/source/main.py", "src");
-        write("pfs/build/run.sh", "build");
-        write("pfs/old/leftover", "x");
-        write("pfs/.hidden", "x");
-        write(".pachbuild/job/in/3/words/a.txt", "hello");
-        let run = |cmd: &str| {
-            std::process::Command::new("sh")
-                .args(["-c", &script, "pachbuild-datum", "3", "sh", "-c", cmd])
-                .status()
-                .unwrap()
-                .code()
-        };
-        let code = run(&format!(
-            "cat {r}/pfs/words/a.txt > {r}/pfs/out/a.txt; test ! -e {r}/pfs/old"
-        ));
-        assert_eq!(code, Some(0));
-        let out = root.path().join(".pachbuild/job/out/3/a.txt");
-        assert_eq!(std::fs::read_to_string(out).unwrap(), "hello");
+        write("pfs/source/main.py", b"src");
+        write("pfs/build/run.sh", b"build");
+        write("pfs/old/leftover", b"x");
+        write("pfs/.hidden", b"x");
+        write(".pachbuild/job/in/3/words/a.txt", b"hello");
+        write(".pachbuild/job/in/4/words/b.txt", b"b");
+        write(".pachbuild/job/stdin", b"from stdin\n");
+        let copy = format!(
+            "cat $words > {r}/pfs/out/a.txt; read line; echo \"$line, $GREETING\"; test ! -e {r}/pfs/old"
+        );
+        write(
+            ".pachbuild/job/argv/3",
+            &argv_file(
+                &[
+                    format!("words={r}/pfs/words/a.txt"),
+                    "GREETING=it's me".into(),
+                ],
+                &["sh".into(), "-c".into(), copy],
+            ),
+        );
+        write(
+            ".pachbuild/job/argv/4",
+            &argv_file(
+                &[],
+                &[
+                    "sh".into(),
+                    "-c".into(),
+                    "printf 'no newline'; exit 7".into(),
+                ],
+            ),
+        );
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &script, "pachbuild-worker", "TOKEN"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"3\n4\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            text,
+            "from stdin, it's me\n\nTOKEN 3 0\nno newline\nTOKEN 4 7\n"
+        );
+        let collected = root.path().join(".pachbuild/job/out/3/a.txt");
+        assert_eq!(std::fs::read_to_string(collected).unwrap(), "hello");
         assert!(root.path().join("pfs/source/main.py").exists());
         assert!(root.path().join("pfs/build/run.sh").exists());
         assert!(!root.path().join("pfs/.hidden").exists());
-
-        // A failing command: its code comes back and nothing is collected.
-        write(".pachbuild/job/in/4/words/b.txt", "b");
-        let code = std::process::Command::new("sh")
-            .args(["-c", &script, "pachbuild-datum", "4", "sh", "-c", "exit 7"])
-            .status()
-            .unwrap()
-            .code();
-        assert_eq!(code, Some(7));
         assert!(!root.path().join(".pachbuild/job/out/4").exists());
+    }
+
+    #[test]
+    fn markers_are_parsed_and_checked() {
+        assert_eq!(parse_marker("3 0", 3).unwrap(), 0);
+        assert_eq!(parse_marker("3 7", 3).unwrap(), 7);
+        assert!(parse_marker("4 0", 3).is_err());
+        assert!(parse_marker("3", 3).is_err());
+        assert_eq!(find(b"abc\nTOK 1", b"\nTOK "), Some(3));
+        assert_ne!(new_token(), new_token());
+    }
+
+    #[test]
+    fn quoting_survives_any_text() {
+        let argv = argv_file(
+            &["A=x'y \"z\"\n$HOME".into()],
+            &["printf".into(), "%s".into()],
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", ". /dev/stdin; printf '%s|%s' \"$1\" \"$2\""])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(&argv)?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text, "env|A=x'y \"z\"\n$HOME");
     }
 }

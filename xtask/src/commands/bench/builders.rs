@@ -378,9 +378,10 @@ async fn replay(
             let all: Vec<(usize, &harness::datum::Datum)> =
                 prepared.datums.iter().enumerate().collect();
             container.stage_inputs(&all).await?;
+            let mut session = container.open_session().await?;
             for (index, datum) in prepared.datums.iter().enumerate() {
                 let label = format!("datum {}", index + 1);
-                let done = container
+                let done = session
                     .run_datum(index, datum, &label, &mut |_, _| {})
                     .await?;
                 if let Err(failure) = done.outcome {
@@ -389,6 +390,7 @@ async fn replay(
                 datum_times.push(done.elapsed);
                 probe_round(engine, container.id(), staged, probes, &mut probe_times).await?;
             }
+            session.close().await?;
         }
         for _ in 0..rounds {
             probe_round(engine, container.id(), staged, probes, &mut probe_times).await?;
