@@ -3,12 +3,12 @@
 //!
 //! For each workload and builder, the harness runs the pipeline once (build
 //! phase, then the run phase over every datum, as `cargo xtask run` does);
-//! its datum times are the first run container's samples. The other run
-//! containers replay the run phase with the same build output, timing each
-//! datum's command exactly as the harness does (one exec, nothing else), so
-//! the build phase (slow, networked) runs once. In our replays, each datum
-//! is followed by the program's imports alone and a bare exec, timed the
-//! same way.
+//! its datum times are the first worker's samples. The other workers replay
+//! the run phase over the same build volumes, timing each whole datum as the
+//! harness does (from handing it to the worker process to its end marker:
+//! staging, the command, collecting), so the build phase (slow, networked)
+//! runs once. In our replays, each datum is followed by the program's
+//! imports alone and a bare exec, each an exec of its own.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -295,7 +295,7 @@ pub fn render(report: &BenchReport) -> String {
     }
     let _ = writeln!(
         out,
-        "every time includes the engine's exec round trip: `true` takes {} s (median of {})",
+        "a datum needs no engine call (the worker process takes it); each probe is an exec: `true` takes {} s (median of {})",
         secs(report.exec_floor.median()),
         report.exec_floor.len()
     );
