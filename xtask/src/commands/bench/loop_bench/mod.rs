@@ -699,6 +699,12 @@ fn notes(r: &Results, s: &Settings, caps: Caps, logs: &Path, took: Duration) -> 
     if caps.missing().is_empty() && r.missing_flags.is_empty() {
         notes.push("flags used: run --no-cache, test-builder --jobs".to_string());
     }
+    if caps.run_cache_scope {
+        notes.push(format!(
+            "runs of ours use the build cache scope `{}` (--cache-scope): the bench's entries stay apart from yours",
+            ours::CACHE_SCOPE
+        ));
+    }
     notes.push(
         "ours is the built binary run directly; `cargo xtask` adds cargo's own up-to-date check before it".to_string(),
     );

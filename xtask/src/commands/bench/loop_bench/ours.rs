@@ -22,6 +22,9 @@ use crate::context::Context;
 
 /// The image prefix when none is given (`--prefix`, `PACHBUILD_PREFIX`).
 const DEFAULT_PREFIX: &str = "pachbuild";
+/// The build cache scope of the bench's runs (when the command line has
+/// scopes): its entries neither evict nor meet the user's.
+pub const CACHE_SCOPE: &str = "bench-loop";
 
 /// The flags of the command line under test that the bench uses and that
 /// are newer than some versions of it; found from its `--help`.
@@ -31,6 +34,8 @@ pub struct Caps {
     pub run_no_cache: bool,
     /// `test-builder --jobs N`
     pub test_builder_jobs: bool,
+    /// `run --cache-scope NAME` (used when there; not needed)
+    pub run_cache_scope: bool,
 }
 
 impl Caps {
@@ -38,6 +43,7 @@ impl Caps {
         Caps {
             run_no_cache: help_has_flag(run_help, "--no-cache"),
             test_builder_jobs: help_has_flag(test_builder_help, "--jobs"),
+            run_cache_scope: help_has_flag(run_help, "--cache-scope"),
         }
     }
 
@@ -73,7 +79,7 @@ pub enum Step<'a> {
         language: &'a str,
         base: &'a [OsString],
     },
-    /// `run SPEC --out DIR --input data=DIR [--no-cache]`
+    /// `run SPEC --out DIR --input data=DIR [--no-cache] [--cache-scope bench-loop]`
     Run {
         pipeline: &'a Pipeline,
         out: &'a Path,
@@ -114,6 +120,9 @@ pub fn command_line(global: &[OsString], caps: Caps, step: &Step) -> (Vec<OsStri
                     pair
                 },
             ]);
+            if caps.run_cache_scope {
+                args.extend(["--cache-scope".into(), CACHE_SCOPE.into()]);
+            }
             if cold {
                 if caps.run_no_cache {
                     args.push("--no-cache".into());
@@ -297,9 +306,11 @@ mod tests {
             caps,
             Caps {
                 run_no_cache: true,
-                test_builder_jobs: false
+                test_builder_jobs: false,
+                run_cache_scope: false,
             }
         );
+        assert!(Caps::from_help("--cache-scope <NAME>", "").run_cache_scope);
         assert_eq!(caps.missing(), ["test-builder --jobs"]);
         assert_eq!(Caps::default().missing().len(), 2);
     }
@@ -311,6 +322,7 @@ mod tests {
         let all = Caps {
             run_no_cache: true,
             test_builder_jobs: true,
+            run_cache_scope: false,
         };
         let cold = Step::Run {
             pipeline: &p,
@@ -331,6 +343,15 @@ mod tests {
             ]
         );
         assert!(missing.is_empty());
+        let scoped = Caps {
+            run_cache_scope: true,
+            ..all
+        };
+        let (with_scope, _) = command_line(&[], scoped, &cold);
+        assert_eq!(
+            strings(&with_scope)[6..],
+            ["--cache-scope", "bench-loop", "--no-cache"]
+        );
         assert_eq!(
             display(&args),
             "cargo xtask run /w/six/pipeline.json --out /t/out-1 --input data=/w/six/inputs/data --no-cache"
@@ -356,6 +377,7 @@ mod tests {
         let all = Caps {
             run_no_cache: true,
             test_builder_jobs: true,
+            run_cache_scope: true,
         };
         let one = Step::TestBuilder {
             language: "python",

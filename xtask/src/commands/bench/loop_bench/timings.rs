@@ -108,6 +108,22 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_line_with_more_fields_and_no_handoff() {
+        let t = parse_line(
+            "timings: build=1.234s (built) handoff=0.210s datums=0.530s total=2.100s workers=2",
+        )
+        .unwrap();
+        assert!(close(t.get("handoff"), 0.21));
+        assert_eq!(t.get("workers"), None);
+        // A run with no datum has no handoff.
+        let t = parse_line("timings: build=0.004s (reused) handoff=n/a datums=0.000s total=0.9s")
+            .unwrap();
+        assert_eq!(t.get("handoff"), None);
+        assert_eq!(t.note("build"), Some("reused"));
+        assert!(close(t.get("total"), 0.9));
+    }
+
+    #[test]
     fn parses_the_baseline_line() {
         let t =
             parse_line("timings: build=1.101s datums=1.252s merge=0.008s total=2.361s").unwrap();
