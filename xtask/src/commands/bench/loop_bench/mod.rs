@@ -217,7 +217,6 @@ pub async fn run(context: &Context, args: &BenchArgs) -> Result<i32> {
         scratch: scratch.path(),
         settings: settings.clone(),
         results: Results::default(),
-        outs: 0,
         verbose: args.verbose,
     };
     bench.all().await?;
@@ -259,8 +258,6 @@ struct Bench<'a> {
     scratch: &'a Path,
     settings: Settings,
     results: Results,
-    /// Output folders made so far.
-    outs: u32,
     verbose: bool,
 }
 
@@ -503,11 +500,9 @@ impl Bench<'_> {
         Ok((run, out))
     }
 
-    fn new_out(&mut self, what: &str) -> PathBuf {
-        self.outs += 1;
-        self.scratch
-            .join("out")
-            .join(format!("{:03}-{what}", self.outs))
+    /// The output folder of a run (labels are unique within a bench).
+    fn new_out(&self, what: &str) -> PathBuf {
+        self.scratch.join("out").join(what)
     }
 
     /// Ours and the baseline left the same files; both folders go.

@@ -245,16 +245,36 @@ impl Ours {
         }
         let result = ProbeReport::read(&report)?;
         let _ = std::fs::remove_file(&report);
-        if !result.succeeded() {
-            return Err(process::failed(&what, &result.describe_exit(), &log));
-        }
         let text = std::fs::read(&log).with_path("cannot read the log", &log)?;
+        let text = String::from_utf8_lossy(&text);
+        if !result.succeeded() {
+            let mut error = process::failed(&what, &result.describe_exit(), &log);
+            if let (Error::Failed(message), Some(hint)) = (&mut error, removed_under_us(&text)) {
+                message.push_str("\n  ");
+                message.push_str(hint);
+            }
+            return Err(error);
+        }
         Ok(Measured {
             wall: Duration::from_secs_f64(result.wall_s),
             max_rss_kib: result.max_rss_kib,
-            timings: timings::find(&String::from_utf8_lossy(&text)),
+            timings: timings::find(&text),
         })
     }
+}
+
+/// A hint when a run's log says that its containers went away under it
+/// (`cargo xtask clean` removes every container of the tools, also those
+/// of runs in progress).
+pub fn removed_under_us(log: &str) -> Option<&'static str> {
+    let signs = [
+        "No such container",
+        "is already in progress",
+        "exited with code 137",
+    ];
+    signs.iter().any(|s| log.contains(s)).then_some(
+        "hint: its containers were removed or killed while it ran: was `cargo xtask clean` (or `docker rm`) run meanwhile on this engine? Run the bench again when nothing else cleans",
+    )
 }
 
 /// `--prefix` and `--root` when this bench was given others than the
@@ -370,6 +390,21 @@ mod tests {
             command_line(&["--prefix".into(), "me".into()], Caps::default(), &warm);
         assert_eq!(strings(&args)[..3], ["--prefix", "me", "run"]);
         assert!(missing.is_empty());
+    }
+
+    #[test]
+    fn containers_removed_under_a_run_are_recognised() {
+        for log in [
+            "error: copy files into / of container 44408fd4ba83: not found (No such container: 44408fd4ba83)",
+            "warning: remove container e3ab: conflict (removal of container e3ab is already in progress)",
+            "  | build.sh exited with code 137",
+        ] {
+            assert!(removed_under_us(log).is_some(), "{log}");
+        }
+        assert_eq!(
+            removed_under_us("datum 1/5 | Traceback ...\nexited with code 1"),
+            None
+        );
     }
 
     #[test]
