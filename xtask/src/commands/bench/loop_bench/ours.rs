@@ -166,10 +166,19 @@ pub struct Measured {
     pub timings: Option<Timings>,
 }
 
+/// Names another `xtask` binary to measure (a release build, another
+/// checkout's); this one by default. This one stays the probe.
+pub const XTASK_ENV: &str = "PACHBUILD_BENCH_XTASK";
+
 /// The command line under test.
 #[derive(Debug)]
 pub struct Ours {
+    /// The binary measured.
     exe: PathBuf,
+    /// This binary: it runs the rss probe.
+    probe: PathBuf,
+    /// `CARGO_TARGET_DIR` for another binary, so that its logs come here.
+    target: Option<PathBuf>,
     global: Vec<OsString>,
     pub caps: Caps,
     logs: PathBuf,
@@ -178,12 +187,24 @@ pub struct Ours {
 }
 
 impl Ours {
-    /// This very binary; its flags from its `--help`. Logs go to `logs`,
-    /// probe reports to `scratch`.
+    /// This very binary, or the one [`XTASK_ENV`] names; its flags from its
+    /// `--help`. Logs go to `logs`, probe reports to `scratch`.
     pub fn discover(context: &Context, logs: &Path, scratch: &Path) -> Result<Ours> {
-        let exe = std::env::current_exe().map_err(|e| {
+        let probe = std::env::current_exe().map_err(|e| {
             Error::Failed(format!("bench loop: cannot find this program's path: {e}"))
         })?;
+        let other = std::env::var_os(XTASK_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        if let Some(path) = &other {
+            if !path.is_file() {
+                return Err(Error::Usage(format!(
+                    "{XTASK_ENV}={}: no such file\n  fix: name a built `xtask` binary, or unset it to measure this one",
+                    path.display()
+                )));
+            }
+        }
+        let exe = other.clone().unwrap_or_else(|| probe.clone());
         let help = |command: &str| -> Result<String> {
             let output = std::process::Command::new(&exe)
                 .args([command, "--help"])
@@ -202,8 +223,13 @@ impl Ours {
         };
         let caps = Caps::from_help(&help("run")?, &help("test-builder")?);
         Ok(Ours {
-            global: global_args(context),
+            global: global_args(context, other.is_some()),
+            target: other
+                .is_some()
+                .then(|| context.target_dir().parent().map(Path::to_path_buf))
+                .flatten(),
             exe,
+            probe,
             caps,
             logs: logs.to_path_buf(),
             scratch: scratch.to_path_buf(),
@@ -227,7 +253,10 @@ impl Ours {
         let log = self.logs.join(format!("{n:03}-ours-{label}.log"));
         let report = self.scratch.join(format!("probe-{n:03}.json"));
         let (args, _) = self.command_line(step);
-        let mut command = tokio::process::Command::new(&self.exe);
+        let mut command = tokio::process::Command::new(&self.probe);
+        if let Some(target) = &self.target {
+            command.env("CARGO_TARGET_DIR", target);
+        }
         command
             .args(["bench", "loop", "--rss-probe"])
             .arg(&report)
@@ -279,14 +308,15 @@ pub fn removed_under_us(log: &str) -> Option<&'static str> {
 
 /// `--prefix` and `--root` when this bench was given others than the
 /// defaults (`PACHBUILD_PREFIX` and `PACHBUILD_ROOT` reach the commands
-/// anyway, as their environment).
-fn global_args(context: &Context) -> Vec<OsString> {
+/// anyway, as their environment); `--root` always for another binary,
+/// whose default is its own checkout.
+fn global_args(context: &Context, other_binary: bool) -> Vec<OsString> {
     let mut args = Vec::new();
     if context.prefix != DEFAULT_PREFIX {
         args.extend(["--prefix".into(), context.prefix.clone().into()]);
     }
     let default_root = Path::new(env!("CARGO_MANIFEST_DIR")).parent();
-    if Some(context.root.as_path()) != default_root {
+    if other_binary || Some(context.root.as_path()) != default_root {
         args.extend(["--root".into(), context.root.clone().into()]);
     }
     args
