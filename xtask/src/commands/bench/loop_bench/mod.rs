@@ -642,7 +642,7 @@ pub fn rows(r: &Results, s: &Settings) -> Vec<Row> {
 fn header(s: &Settings, docker: &Docker, ours: &Ours, image: &str) -> Vec<String> {
     vec![
         format!(
-            "cargo xtask bench loop{}: wall-clock seconds of whole commands, as a user waits for them; medians of {}, ours and baseline in turn",
+            "cargo xtask bench loop{}: wall-clock time of whole commands, as a user waits for them (row 5: peak memory); medians of {}, ours and baseline in turn",
             if s.quick { " --quick" } else { "" },
             count(s.reps, "repetition"),
         ),
