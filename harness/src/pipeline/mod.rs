@@ -384,16 +384,19 @@ pub async fn execute(
     };
     let leftovers = plan.store(engine, options, &prepared.pipeline_name).await?;
 
-    let outcome = match &crew {
-        Some(crew) => {
-            crew.run(&selected, options, build_end, &mut report, sink, &mut out)
+    let outcome = match crew {
+        Some(crew) => match crew.run(&selected, build_end, &mut report, sink).await {
+            Ok(None) => crew
+                .collect_and_finish(&selected, options, &mut out, &mut report)
                 .await
-        }
+                .map(|()| None),
+            other => {
+                crew.finish(options.keep, &mut report.kept).await;
+                other
+            }
+        },
         None => Ok(None),
     };
-    if let Some(crew) = crew {
-        crew.finish(options.keep, &mut report.kept).await;
-    }
     // Volumes no cache entry holds go only now: the workers used them.
     if let Some(leftovers) = leftovers {
         leftovers.discard(options.keep, &mut report.kept).await;

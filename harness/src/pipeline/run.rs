@@ -5,6 +5,7 @@
 //! until it ends and printed in datum order, so that logs never interleave.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -103,53 +104,98 @@ impl<'a> Crew<'a> {
         }
     }
 
-    /// Runs the datums and brings their merged output into `out`.
+    /// Runs the datums; returns the first failure in datum order, if any.
     pub async fn run(
         &self,
         selected: &[(usize, &Datum)],
-        options: &RunOptions,
         build_end: Instant,
         report: &mut Report,
         sink: LineSink<'_>,
-        out: &mut OutputDir,
     ) -> Result<Option<PhaseFailure>> {
         report.workers = self.workers.len();
-        run_datums(
-            &self.workers,
-            selected,
-            options,
-            build_end,
-            report,
-            sink,
-            out,
-        )
-        .await
+        run_datums(&self.workers, selected, build_end, report, sink).await
+    }
+
+    /// After every datum succeeded: downloads the outputs (the other
+    /// workers go meanwhile), then merges them in datum order into `out`
+    /// while the last worker and the job volume go.
+    pub async fn collect_and_finish(
+        mut self,
+        selected: &[(usize, &Datum)],
+        options: &RunOptions,
+        out: &mut OutputDir,
+        report: &mut Report,
+    ) -> Result<()> {
+        let keep = options.keep;
+        let first = self.workers.remove(0);
+        let datums_dir = out.scratch.path().join("datums");
+        let (collected, others) = tokio::join!(
+            first.collect_outputs(&datums_dir),
+            finish_workers(self.workers, keep)
+        );
+        report.kept.extend(others);
+        let ordered: Vec<(String, PathBuf)> = selected
+            .iter()
+            .map(|(index, datum)| {
+                (
+                    format!("{} ({})", datum.id(), datum.describe()),
+                    datums_dir.join(index.to_string()),
+                )
+            })
+            .collect();
+        let merging = {
+            let (dest, strict) = (out.merged.clone(), options.strict_outputs);
+            let collected = collected.map(|_| ());
+            tokio::task::spawn_blocking(move || {
+                collected?;
+                let merged = output::merge_dirs(&ordered, &dest, strict);
+                let _ = std::fs::remove_dir_all(&datums_dir);
+                merged
+            })
+        };
+        let last = async {
+            let mut kept = finish_workers(vec![first], keep).await;
+            self.job.finish(keep, &mut kept).await;
+            kept
+        };
+        let (merged, kept) = tokio::join!(merging, last);
+        report.kept.extend(kept);
+        let merged = merged
+            .map_err(|e| crate::Error::Failed(format!("merging the outputs stopped: {e}")))??;
+        out.files = merged.files;
+        report.warnings.extend(merged.warnings);
+        Ok(())
     }
 
     /// Removes the workers (all at once), then the job volume (or keeps
     /// them all).
     pub async fn finish(self, keep: bool, kept: &mut Vec<String>) {
-        let finished = join_all(self.workers.into_iter().map(|worker| async move {
-            let mut mine = Vec::new();
-            worker.finish(keep, &mut mine).await;
-            mine
-        }))
-        .await;
-        kept.extend(finished.into_iter().flatten());
+        kept.extend(finish_workers(self.workers, keep).await);
         self.job.finish(keep, kept).await;
     }
 }
 
-/// Runs every datum on the workers and collects the outputs into `out`.
-/// Returns the first failure in datum order, if any.
+/// Removes (or keeps) workers all at once; returns what was kept.
+async fn finish_workers(workers: Vec<Worker<'_>>, keep: bool) -> Vec<String> {
+    join_all(workers.into_iter().map(|worker| async move {
+        let mut kept = Vec::new();
+        worker.finish(keep, &mut kept).await;
+        kept
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Runs every datum on the workers. Returns the first failure in datum
+/// order, if any.
 async fn run_datums(
     workers: &[Worker<'_>],
     selected: &[(usize, &Datum)],
-    options: &RunOptions,
     build_end: Instant,
     report: &mut Report,
     sink: LineSink<'_>,
-    out: &mut OutputDir,
 ) -> Result<Option<PhaseFailure>> {
     let total = selected.len();
     let queue = Mutex::new((0..total).collect::<VecDeque<usize>>());
@@ -246,25 +292,5 @@ async fn run_datums(
             failure.get_or_insert(f);
         }
     }
-    if failure.is_some() {
-        return Ok(failure);
-    }
-
-    // Every datum succeeded: bring the outputs home and merge them in order.
-    let datums_dir = out.scratch.path().join("datums");
-    workers[0].collect_outputs(&datums_dir).await?;
-    let ordered: Vec<(String, std::path::PathBuf)> = selected
-        .iter()
-        .map(|(index, datum)| {
-            (
-                format!("{} ({})", datum.id(), datum.describe()),
-                datums_dir.join(index.to_string()),
-            )
-        })
-        .collect();
-    let merged = output::merge_dirs(&ordered, &out.merged, options.strict_outputs)?;
-    let _ = std::fs::remove_dir_all(&datums_dir);
-    out.files = merged.files;
-    report.warnings.extend(merged.warnings);
-    Ok(None)
+    Ok(failure)
 }
