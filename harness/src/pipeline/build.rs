@@ -70,27 +70,27 @@ impl BuildPlan {
     }
 
     /// After a successful build: the volumes become the cache entry of the
-    /// key. Returns the plan's leftovers: volumes no entry holds (another run
+    /// key. Returns the plan's leftovers (volumes no entry holds: another run
     /// stored the same key first, or the cache keeps nothing), to discard
-    /// once the run phase is over.
+    /// once the run phase is over, and the volumes of entries that left the
+    /// cache, to remove with `cache::remove_stale`.
     pub async fn store(
         self,
         engine: &Engine,
         options: &RunOptions,
         pipeline: &str,
-    ) -> Result<Option<BuildPlan>> {
+    ) -> Result<(Option<BuildPlan>, Vec<String>)> {
         match self {
-            BuildPlan::Reused(_) => Ok(None),
+            BuildPlan::Reused(_) => Ok((None, Vec::new())),
             BuildPlan::Fresh { key, source, build } => {
                 let cache = BuildCache::new(engine, &options.cache, &options.run);
-                Ok(cache
-                    .commit(&key, *source, *build, pipeline)
-                    .await?
-                    .map(|(source, build)| BuildPlan::Fresh {
-                        key,
-                        source: Box::new(source),
-                        build: Box::new(build),
-                    }))
+                let committed = cache.commit(&key, *source, *build, pipeline).await?;
+                let leftovers = committed.leftovers.map(|(source, build)| BuildPlan::Fresh {
+                    key,
+                    source: Box::new(source),
+                    build: Box::new(build),
+                });
+                Ok((leftovers, committed.stale))
             }
         }
     }

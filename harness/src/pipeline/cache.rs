@@ -211,23 +211,29 @@ impl<'a> BuildCache<'a> {
     }
 
     /// Records a successful build: the volumes become the entry of `key`
-    /// (replacing an older entry of the same key), then the oldest entries
-    /// beyond the bound are removed. When another run stored the same key
-    /// at the same moment, its entry stands and ours is removed when
-    /// dropped by the caller (returned as `None`).
+    /// (replacing an older entry of the same key), and the oldest entries
+    /// beyond the bound leave the cache. Only their markers go now: their
+    /// volumes, which can take a while to delete, are returned in
+    /// [`Committed::stale`] for [`remove_stale`] to remove off the critical
+    /// path. When another run stored the same key at the same moment, its
+    /// entry stands and ours comes back in [`Committed::leftovers`].
     pub async fn commit(
         &self,
         key: &CacheKey,
         source: Owned,
         build: Owned,
         pipeline: &str,
-    ) -> Result<Option<(Owned, Owned)>> {
+    ) -> Result<Committed> {
         if self.options.max_entries == 0 {
-            return Ok(Some((source, build)));
+            return Ok(Committed {
+                leftovers: Some((source, build)),
+                stale: Vec::new(),
+            });
         }
+        let mut stale = Vec::new();
         let marker = self.marker_name(key);
         if let Some(old) = self.engine.volume(&marker).await? {
-            self.remove_entry(&old.name, &old.labels).await?;
+            stale.extend(self.retire(&old.name, &old.labels).await?);
         }
         let labels = self
             .labels(KIND_MARKER, key)
@@ -243,26 +249,48 @@ impl<'a> BuildCache<'a> {
             .and_then(|m| m.labels.get(LABEL_BUILD_VOLUME))
             .is_some_and(|b| b == build.id());
         if !ours {
-            return Ok(Some((source, build)));
+            return Ok(Committed {
+                leftovers: Some((source, build)),
+                stale,
+            });
         }
         source.release();
         build.release();
-        self.evict().await?;
-        Ok(None)
+        stale.extend(self.evict().await?);
+        Ok(Committed {
+            leftovers: None,
+            stale,
+        })
     }
 
-    /// Removes the oldest entries of the scope beyond the bound.
-    async fn evict(&self) -> Result<()> {
+    /// Retires the oldest entries of the scope beyond the bound; returns
+    /// their volumes.
+    async fn evict(&self) -> Result<Vec<String>> {
         let mut markers = self.markers().await?;
+        let mut stale = Vec::new();
         if markers.len() <= self.options.max_entries {
-            return Ok(());
+            return Ok(stale);
         }
         markers.sort_by_key(|(_, labels)| created(labels));
         let excess = markers.len() - self.options.max_entries;
         for (name, labels) in markers.into_iter().take(excess) {
-            self.remove_entry(&name, &labels).await?;
+            stale.extend(self.retire(&name, &labels).await?);
         }
-        Ok(())
+        Ok(stale)
+    }
+
+    /// Removes an entry's marker (it is no longer found) and returns its
+    /// volumes.
+    async fn retire(
+        &self,
+        marker: &str,
+        labels: &std::collections::HashMap<String, String>,
+    ) -> Result<Vec<String>> {
+        self.engine.remove_volume(marker).await?;
+        Ok([LABEL_SOURCE_VOLUME, LABEL_BUILD_VOLUME]
+            .into_iter()
+            .filter_map(|k| labels.get(k).cloned())
+            .collect())
     }
 
     async fn markers(&self) -> Result<Vec<(String, std::collections::HashMap<String, String>)>> {
@@ -274,14 +302,6 @@ impl<'a> BuildCache<'a> {
             .filter(|v| v.labels.get(LABEL_KIND).map(String::as_str) == Some(KIND_MARKER))
             .map(|v| (v.name, v.labels))
             .collect())
-    }
-
-    async fn remove_entry(
-        &self,
-        marker: &str,
-        labels: &std::collections::HashMap<String, String>,
-    ) -> Result<()> {
-        remove_entry(self.engine, marker, labels).await.map(|_| ())
     }
 }
 
@@ -304,6 +324,30 @@ async fn remove_entry(
         }
     }
     Ok(removed)
+}
+
+/// What [`BuildCache::commit`] did.
+#[derive(Debug)]
+pub struct Committed {
+    /// The build's volumes when no entry holds them: to remove once the
+    /// run phase is done with them.
+    pub leftovers: Option<(Owned, Owned)>,
+    /// Volumes of entries that left the cache, to remove with [`remove_stale`].
+    pub stale: Vec<String>,
+}
+
+/// Removes the volumes of entries that left the cache. One that a running
+/// job still uses is left for `cargo xtask clean` (a warning says so).
+pub async fn remove_stale(engine: &Engine, stale: &[String]) {
+    for volume in stale {
+        match engine.remove_volume(volume).await {
+            Ok(VolumeRemoval::InUse) => {
+                eprintln!("warning: volume {volume} left the build cache but a job still uses it; `cargo xtask clean` removes it later")
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: {e}"),
+        }
+    }
 }
 
 /// What [`clear`] did.

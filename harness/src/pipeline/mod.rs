@@ -366,7 +366,12 @@ pub async fn execute(
             };
             let leftovers = match (&built, crew_error.is_some()) {
                 // A good build is kept even when the workers failed to start.
-                (Ok(Ok(())), true) => plan.store(engine, options, &prepared.pipeline_name).await?,
+                (Ok(Ok(())), true) => {
+                    let (leftovers, stale) =
+                        plan.store(engine, options, &prepared.pipeline_name).await?;
+                    cache::remove_stale(engine, &stale).await;
+                    leftovers
+                }
                 _ => Some(plan),
             };
             if let Some(leftovers) = leftovers {
@@ -382,21 +387,25 @@ pub async fn execute(
             };
         }
     };
-    let leftovers = plan.store(engine, options, &prepared.pipeline_name).await?;
+    let (leftovers, stale) = plan.store(engine, options, &prepared.pipeline_name).await?;
 
-    let outcome = match crew {
-        Some(crew) => match crew.run(&selected, build_end, &mut report, sink).await {
-            Ok(None) => crew
-                .collect_and_finish(&selected, options, &mut out, &mut report)
-                .await
-                .map(|()| None),
-            other => {
-                crew.finish(options.keep, &mut report.kept).await;
-                other
-            }
-        },
-        None => Ok(None),
+    // Entries that left the cache are deleted while the datums run.
+    let running = async {
+        match crew {
+            Some(crew) => match crew.run(&selected, build_end, &mut report, sink).await {
+                Ok(None) => crew
+                    .collect_and_finish(&selected, options, &mut out, &mut report)
+                    .await
+                    .map(|()| None),
+                other => {
+                    crew.finish(options.keep, &mut report.kept).await;
+                    other
+                }
+            },
+            None => Ok(None),
+        }
     };
+    let (outcome, ()) = tokio::join!(running, cache::remove_stale(engine, &stale));
     // Volumes no cache entry holds go only now: the workers used them.
     if let Some(leftovers) = leftovers {
         leftovers.discard(options.keep, &mut report.kept).await;

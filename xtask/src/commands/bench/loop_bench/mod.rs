@@ -219,7 +219,18 @@ pub async fn run(context: &Context, args: &BenchArgs) -> Result<i32> {
         results: Results::default(),
         verbose: args.verbose,
     };
-    bench.all().await?;
+    let outcome = bench.all().await;
+    // The bench's build cache entries are its own: they go with it.
+    match context.engine().await {
+        Ok(engine) => {
+            if let Err(e) = harness::pipeline::cache::clear(&engine, Some(ours::CACHE_SCOPE)).await
+            {
+                eprintln!("warning: the bench's build cache stays: {e}");
+            }
+        }
+        Err(e) => eprintln!("warning: the bench's build cache stays: {e}"),
+    }
+    outcome?;
     let results = bench.results;
 
     let report = Report {
@@ -696,7 +707,7 @@ fn notes(r: &Results, s: &Settings, caps: Caps, logs: &Path, took: Duration) -> 
     }
     if caps.run_cache_scope {
         notes.push(format!(
-            "runs of ours use the build cache scope `{}` (--cache-scope): the bench's entries stay apart from yours",
+            "runs of ours use the build cache scope `{}` (--cache-scope): the bench's entries stay apart from yours and are removed at its end",
             ours::CACHE_SCOPE
         ));
     }
