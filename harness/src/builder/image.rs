@@ -128,12 +128,20 @@ pub fn build_args(meta: &BuilderMeta, base: &Base, revision: &str) -> HashMap<St
     ])
 }
 
+/// Build arguments that only label the image: a new value alone does not
+/// make an image stale. A commit that changes nothing in a builder keeps its
+/// image, and so the build outputs cached on it (`--rebuild` relabels).
+const LABEL_ONLY_ARGS: [&str; 1] = ["REVISION"];
+
 /// The hash of everything an image is built from.
 pub fn inputs_hash(context: &Context, base_id: &str, args: &HashMap<String, String>) -> String {
     let mut hasher = Sha256::new();
     context.hash_into(&mut hasher);
     hasher.update(base_id.as_bytes());
-    let mut args: Vec<_> = args.iter().collect();
+    let mut args: Vec<_> = args
+        .iter()
+        .filter(|(k, _)| !LABEL_ONLY_ARGS.contains(&k.as_str()))
+        .collect();
     args.sort();
     for (k, v) in args {
         hasher.update(k.as_bytes());
@@ -320,6 +328,10 @@ mod tests {
         assert_ne!(h1, inputs_hash(&c1, "id2", &args));
         let args2 = HashMap::from([("A".to_string(), "2".to_string())]);
         assert_ne!(h1, inputs_hash(&c1, "id1", &args2));
+        // The revision only labels the image.
+        let mut relabelled = args.clone();
+        relabelled.insert("REVISION".to_string(), "abc123".to_string());
+        assert_eq!(h1, inputs_hash(&c1, "id1", &relabelled));
         write(dir.path(), "run.sh", "b", true);
         let c2 = Context::from_dir(dir.path()).unwrap();
         assert_ne!(h1, inputs_hash(&c2, "id1", &args));
