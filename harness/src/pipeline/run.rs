@@ -29,10 +29,16 @@ pub fn worker_count(prepared: &Prepared, jobs: usize, datums: usize) -> usize {
         .spec
         .parallelism_spec
         .as_ref()
-        .and_then(|p| p.constant)
+        .and_then(|p| p.constant);
+    workers_for(jobs, constant, datums)
+}
+
+/// `jobs` workers at most, capped by a positive `constant` and by the datums.
+fn workers_for(jobs: usize, constant: Option<u64>, datums: usize) -> usize {
+    let cap = constant
         .filter(|c| *c > 0)
         .map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
-    jobs.max(1).min(constant).min(datums.max(1))
+    jobs.max(1).min(cap).min(datums.max(1))
 }
 
 /// Lines of datums, printed in datum order.
@@ -293,4 +299,36 @@ async fn run_datums(
         }
     }
     Ok(failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_are_capped_by_the_spec_and_the_datums() {
+        assert_eq!(workers_for(4, None, 100), 4);
+        assert_eq!(workers_for(4, Some(2), 100), 2);
+        assert_eq!(workers_for(4, Some(0), 100), 4);
+        assert_eq!(workers_for(4, None, 3), 3);
+        assert_eq!(workers_for(0, None, 3), 1);
+        assert_eq!(workers_for(4, None, 0), 1);
+    }
+
+    #[test]
+    fn held_lines_come_out_in_datum_order() {
+        let mut seen = Vec::new();
+        let mut sink = |label: &str, line: &str| seen.push(format!("{label}:{line}"));
+        let mut lines = OrderedLines {
+            sink: &mut sink,
+            live: false,
+            next: 0,
+            done: BTreeMap::new(),
+        };
+        lines.finished(1, vec![("d2".into(), "b".into())]);
+        lines.finished(2, vec![("d3".into(), "c".into())]);
+        lines.finished(0, vec![("d1".into(), "a".into())]);
+        drop(lines);
+        assert_eq!(seen, ["d1:a", "d2:b", "d3:c"]);
+    }
 }
