@@ -392,7 +392,7 @@ pub async fn execute(
     // Entries that left the cache are deleted while the datums run.
     let running = async {
         match crew {
-            Some(crew) => match crew.run(&selected, build_end, &mut report, sink).await {
+            Some(mut crew) => match crew.run(&selected, build_end, &mut report, sink).await {
                 Ok(None) => crew
                     .collect_and_finish(&selected, options, &mut out, &mut report)
                     .await

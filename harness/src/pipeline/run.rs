@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::output;
 
 use super::log::LineSink;
-use super::worker::{unique, DatumRun, Worker, WorkerVolumes};
+use super::worker::{unique, DatumRun, Session, Worker, WorkerVolumes};
 use super::{OutputDir, PhaseFailure, Prepared, Report, RunOptions};
 
 /// How many workers a job gets: `--jobs`, capped by the spec's
@@ -62,9 +62,12 @@ impl OrderedLines<'_> {
     }
 }
 
-/// The workers of a job and their job volume.
+/// The workers of a job, their worker processes and their job volume.
 pub struct Crew<'a> {
     workers: Vec<Worker<'a>>,
+    /// One per worker, open from the start, so that the first datum waits
+    /// for no engine call.
+    sessions: Vec<Session<'a>>,
     job: Owned,
 }
 
@@ -96,13 +99,26 @@ impl<'a> Crew<'a> {
                 Err(e) => failed = Some(e),
             }
         }
-        let crew = Crew { workers, job };
-        let staged = match failed {
-            Some(e) => Err(e),
-            None => crew.workers[0].stage_inputs(selected).await,
+        let mut crew = Crew {
+            workers,
+            sessions: Vec::new(),
+            job,
         };
-        match staged {
-            Ok(()) => Ok(crew),
+        let ready = match failed {
+            Some(e) => Err(e),
+            None => {
+                let (staged, sessions) = tokio::join!(
+                    crew.workers[0].stage_inputs(selected),
+                    join_all(crew.workers.iter().map(|w| w.open_session()))
+                );
+                staged.and_then(|()| sessions.into_iter().collect::<Result<Vec<_>>>())
+            }
+        };
+        match ready {
+            Ok(sessions) => {
+                crew.sessions = sessions;
+                Ok(crew)
+            }
             Err(e) => {
                 crew.finish(false, &mut Vec::new()).await;
                 Err(e)
@@ -112,14 +128,15 @@ impl<'a> Crew<'a> {
 
     /// Runs the datums; returns the first failure in datum order, if any.
     pub async fn run(
-        &self,
+        &mut self,
         selected: &[(usize, &Datum)],
         build_end: Instant,
         report: &mut Report,
         sink: LineSink<'_>,
     ) -> Result<Option<PhaseFailure>> {
         report.workers = self.workers.len();
-        run_datums(&self.workers, selected, build_end, report, sink).await
+        let sessions = std::mem::take(&mut self.sessions);
+        run_datums(sessions, selected, build_end, report, sink).await
     }
 
     /// After every datum succeeded: downloads the outputs (the other
@@ -197,7 +214,7 @@ async fn finish_workers(workers: Vec<Worker<'_>>, keep: bool) -> Vec<String> {
 /// Runs every datum on the workers. Returns the first failure in datum
 /// order, if any.
 async fn run_datums(
-    workers: &[Worker<'_>],
+    sessions: Vec<Session<'_>>,
     selected: &[(usize, &Datum)],
     build_end: Instant,
     report: &mut Report,
@@ -207,67 +224,63 @@ async fn run_datums(
     let queue = Mutex::new((0..total).collect::<VecDeque<usize>>());
     let stop = AtomicBool::new(false);
     let lines = Mutex::new(OrderedLines {
-        live: workers.len() == 1,
+        live: sessions.len() == 1,
         sink,
         next: 0,
         done: BTreeMap::new(),
     });
     let results: Mutex<BTreeMap<usize, DatumRun>> = Mutex::new(BTreeMap::new());
 
-    let work = workers.iter().map(|worker| async {
-        let mut session = match worker.open_session().await {
-            Ok(session) => session,
-            Err(e) => {
-                stop.store(true, Ordering::SeqCst);
-                return Err(e);
-            }
-        };
-        loop {
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-            let Some(position) = queue.lock().expect("queue lock").pop_front() else {
-                break;
-            };
-            let (index, datum) = selected[position];
-            let label = format!("datum {}/{total} {}", position + 1, datum.id());
-            let mut held: Vec<(String, String)> = Vec::new();
-            let live = lines.lock().expect("lines lock").live;
-            let done = if live {
-                let mut to_sink = |label: &str, line: &str| {
-                    let mut lines = lines.lock().expect("lines lock");
-                    (lines.sink)(label, line);
-                };
-                session.run_datum(index, datum, &label, &mut to_sink).await
-            } else {
-                let mut hold = |label: &str, line: &str| {
-                    held.push((label.to_string(), line.to_string()));
-                };
-                session.run_datum(index, datum, &label, &mut hold).await
-            };
-            let done = match done {
-                Ok(done) => done,
-                Err(e) => {
-                    stop.store(true, Ordering::SeqCst);
-                    return Err(e);
+    let ended = {
+        let (queue, stop, lines, results) = (&queue, &stop, &lines, &results);
+        let work = sessions.into_iter().map(|mut session| async move {
+            loop {
+                if stop.load(Ordering::SeqCst) {
+                    break;
                 }
-            };
-            if done.outcome.is_err() {
-                stop.store(true, Ordering::SeqCst);
-            }
-            {
-                let mut lines = lines.lock().expect("lines lock");
-                if lines.live {
-                    lines.next += 1;
+                let Some(position) = queue.lock().expect("queue lock").pop_front() else {
+                    break;
+                };
+                let (index, datum) = selected[position];
+                let label = format!("datum {}/{total} {}", position + 1, datum.id());
+                let mut held: Vec<(String, String)> = Vec::new();
+                let live = lines.lock().expect("lines lock").live;
+                let done = if live {
+                    let mut to_sink = |label: &str, line: &str| {
+                        let mut lines = lines.lock().expect("lines lock");
+                        (lines.sink)(label, line);
+                    };
+                    session.run_datum(index, datum, &label, &mut to_sink).await
                 } else {
-                    lines.finished(position, held);
+                    let mut hold = |label: &str, line: &str| {
+                        held.push((label.to_string(), line.to_string()));
+                    };
+                    session.run_datum(index, datum, &label, &mut hold).await
+                };
+                let done = match done {
+                    Ok(done) => done,
+                    Err(e) => {
+                        stop.store(true, Ordering::SeqCst);
+                        return Err(e);
+                    }
+                };
+                if done.outcome.is_err() {
+                    stop.store(true, Ordering::SeqCst);
                 }
+                {
+                    let mut lines = lines.lock().expect("lines lock");
+                    if lines.live {
+                        lines.next += 1;
+                    } else {
+                        lines.finished(position, held);
+                    }
+                }
+                results.lock().expect("results lock").insert(position, done);
             }
-            results.lock().expect("results lock").insert(position, done);
-        }
-        session.close().await
-    });
-    let ended = join_all(work).await;
+            session.close().await
+        });
+        join_all(work).await
+    };
     // Lines of datums that ran after a failure elsewhere are still shown.
     {
         let mut lines = lines.lock().expect("lines lock");

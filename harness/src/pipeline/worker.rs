@@ -220,7 +220,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Starts the worker process; datums then run through the session.
-    pub async fn open_session(&self) -> Result<Session<'_>> {
+    pub async fn open_session(&self) -> Result<Session<'a>> {
         let token = new_token();
         let exec = ExecSpec {
             cmd: vec![
@@ -234,7 +234,9 @@ impl<'a> Worker<'a> {
         };
         let session = self.engine.exec_session(self.id(), &exec).await?;
         Ok(Session {
-            worker: self,
+            prepared: self.prepared,
+            options: self.options,
+            container: self.id().to_string(),
             session,
             needle: format!("\n{token} ").into_bytes(),
             pending: Vec::new(),
@@ -297,8 +299,10 @@ impl<'a> Worker<'a> {
 }
 
 /// A worker process running a job's datums, one at a time.
-pub struct Session<'w> {
-    worker: &'w Worker<'w>,
+pub struct Session<'a> {
+    prepared: &'a Prepared,
+    options: &'a RunOptions,
+    container: String,
     session: ExecSession,
     /// `\n<token> `: the start of a marker line.
     needle: Vec<u8>,
@@ -316,7 +320,7 @@ impl Session<'_> {
         label: &str,
         sink: LineSink<'_>,
     ) -> Result<DatumRun> {
-        let (prepared, options) = (self.worker.prepared, self.worker.options);
+        let (prepared, options) = (self.prepared, self.options);
         let id = datum.id();
         let mut log = PhaseLog::create(&options.log_dir, &format!("datum-{id}.log"), label)?;
         log.note(
@@ -390,7 +394,7 @@ impl Session<'_> {
                     return Err(Error::Failed(format!(
                         "the worker process in container {} ended during datum {index} \
                          (did the command kill its parent, or the container stop?)",
-                        &self.worker.id()[..12.min(self.worker.id().len())]
+                        &self.container[..12.min(self.container.len())]
                     )));
                 }
             }
