@@ -84,7 +84,7 @@ pub struct BuildBuilderArgs {
 /// Options shared by the commands that run pipelines.
 #[derive(Debug, Args, Clone)]
 pub struct PipelineArgs {
-    /// Leave containers and logs for debugging, and print where they are.
+    /// Leave containers, volumes and logs for debugging, and print where they are.
     #[arg(long)]
     pub keep: bool,
     /// Make two datums writing the same output path an error (the platform appends them).
