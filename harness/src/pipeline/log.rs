@@ -53,6 +53,15 @@ impl PhaseLog {
         }
     }
 
+    /// Whether `stream` has an unfinished line (no newline yet).
+    pub fn line_open(&self, stream: Stream) -> bool {
+        let index = match stream {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        };
+        !self.partial[index].is_empty()
+    }
+
     /// A line of our own (not the program's), e.g. the exit code.
     pub fn note(&mut self, text: &str, sink: LineSink<'_>) {
         self.emit(text.to_string(), sink);

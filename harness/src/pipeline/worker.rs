@@ -238,8 +238,7 @@ impl<'a> Worker<'a> {
             options: self.options,
             container: self.id().to_string(),
             session,
-            needle: format!("\n{token} ").into_bytes(),
-            pending: Vec::new(),
+            scanner: MarkerScanner::new(&token),
         })
     }
 
@@ -304,11 +303,8 @@ pub struct Session<'a> {
     options: &'a RunOptions,
     container: String,
     session: ExecSession,
-    /// `\n<token> `: the start of a marker line.
-    needle: Vec<u8>,
-    /// Output received but not yet given to a datum's log: it may hold the
-    /// start of a marker.
-    pending: Vec<u8>,
+    /// Finds the marker lines in the worker's output.
+    scanner: MarkerScanner,
 }
 
 impl Session<'_> {
@@ -371,26 +367,15 @@ impl Session<'_> {
         sink: LineSink<'_>,
     ) -> Result<i64> {
         loop {
-            if let Some(at) = find(&self.pending, &self.needle) {
-                let rest = &self.pending[at + self.needle.len()..];
-                if let Some(end) = rest.iter().position(|&b| b == b'\n') {
-                    log.write(Stream::Stdout, &self.pending[..at], sink);
-                    let marker = String::from_utf8_lossy(&rest[..end]).into_owned();
-                    self.pending.drain(..at + self.needle.len() + end + 1);
-                    return parse_marker(&marker, index);
-                }
-            } else {
-                // Keep only what could be the start of a marker.
-                let keep = self.needle.len().min(self.pending.len());
-                let cut = self.pending.len() - keep;
-                log.write(Stream::Stdout, &self.pending[..cut], sink);
-                self.pending.drain(..cut);
+            let (output, marker) = self.scanner.take(log.line_open(Stream::Stdout));
+            log.write(Stream::Stdout, &output, sink);
+            if let Some(marker) = marker {
+                return parse_marker(&marker, index);
             }
             match self.session.next_output().await? {
-                Some((_, bytes)) => self.pending.extend_from_slice(&bytes),
+                Some((_, bytes)) => self.scanner.push(&bytes),
                 None => {
-                    log.write(Stream::Stdout, &self.pending, sink);
-                    self.pending.clear();
+                    log.write(Stream::Stdout, &self.scanner.rest(), sink);
                     return Err(Error::Failed(format!(
                         "the worker process in container {} ended during datum {index} \
                          (did the command kill its parent, or the container stop?)",
@@ -420,6 +405,88 @@ impl Session<'_> {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Splits a worker's output into the datums' output and the marker lines
+/// (`\n<token> <datum> <code>\n`) that end each datum.
+///
+/// Only what could be the start of a marker is held back, so the output
+/// streams live. A held newline may end the command's line (`started\n`)
+/// or begin the marker: the line before it is shown at once (the newline is
+/// "lent" to the log), and the newline is dropped when it turns out to be
+/// the command's.
+#[derive(Debug)]
+struct MarkerScanner {
+    /// `\n<token> `: the start of a marker line.
+    needle: Vec<u8>,
+    /// Output received and not yet given to a datum's log.
+    pending: Vec<u8>,
+    /// `pending[0]` is a newline already given to the log.
+    lent: bool,
+}
+
+impl MarkerScanner {
+    fn new(token: &str) -> MarkerScanner {
+        MarkerScanner {
+            needle: format!("\n{token} ").into_bytes(),
+            pending: Vec::new(),
+            lent: false,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+    }
+
+    /// The output that can go to the log now, and the text of the marker
+    /// after the token once it is whole. `line_open`: the log holds an
+    /// unfinished line.
+    fn take(&mut self, line_open: bool) -> (Vec<u8>, Option<String>) {
+        let skip = usize::from(self.lent);
+        if let Some(at) = find(&self.pending, &self.needle) {
+            let rest = &self.pending[at + self.needle.len()..];
+            let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+                return (Vec::new(), None);
+            };
+            let marker = String::from_utf8_lossy(&rest[..end]).into_owned();
+            let output = self.pending[skip.min(at)..at].to_vec();
+            self.pending.drain(..at + self.needle.len() + end + 1);
+            self.lent = false;
+            return (output, Some(marker));
+        }
+        let keep = (1..self.needle.len().min(self.pending.len() + 1))
+            .rev()
+            .find(|&k| self.pending.ends_with(&self.needle[..k]))
+            .unwrap_or(0);
+        let cut = self.pending.len() - keep;
+        let mut output = if cut > skip {
+            self.pending[skip..cut].to_vec()
+        } else {
+            Vec::new()
+        };
+        if cut > 0 {
+            self.pending.drain(..cut);
+            self.lent = false;
+        }
+        let open = match output.last() {
+            Some(&last) => last != b'\n',
+            None => line_open,
+        };
+        if keep > 0 && !self.lent && open {
+            output.push(b'\n');
+            self.lent = true;
+        }
+        (output, None)
+    }
+
+    /// What is left when the output ends without a marker.
+    fn rest(&mut self) -> Vec<u8> {
+        let skip = usize::from(self.lent).min(self.pending.len());
+        self.lent = false;
+        let rest = self.pending[skip..].to_vec();
+        self.pending.clear();
+        rest
+    }
 }
 
 /// `<index> <code>` after the token.
@@ -484,6 +551,69 @@ pub(crate) fn unique() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A datum's lines and its marker.
+    type DatumLines = (Vec<String>, String);
+
+    /// Lines as a log would show them, fed by a scanner with `chunks`:
+    /// the lines of each datum with its marker, and the lines seen once each
+    /// chunk was taken.
+    fn scan(chunks: &[&[u8]]) -> (Vec<DatumLines>, Vec<Vec<String>>) {
+        /// A log: complete lines go out, the rest waits.
+        fn give(partial: &mut Vec<u8>, bytes: &[u8], lines: &mut Vec<String>) {
+            partial.extend_from_slice(bytes);
+            while let Some(n) = partial.iter().position(|&b| b == b'\n') {
+                let rest = partial.split_off(n + 1);
+                let line = std::mem::replace(partial, rest);
+                lines.push(String::from_utf8_lossy(&line[..n]).into_owned());
+            }
+        }
+        let mut scanner = MarkerScanner::new("TOK");
+        let (mut datums, mut seen_after) = (Vec::new(), Vec::new());
+        let (mut lines, mut partial) = (Vec::new(), Vec::<u8>::new());
+        for chunk in chunks {
+            scanner.push(chunk);
+            loop {
+                let (out, marker) = scanner.take(!partial.is_empty());
+                give(&mut partial, &out, &mut lines);
+                let Some(marker) = marker else { break };
+                // The log's finish: an unfinished line shows.
+                if !partial.is_empty() {
+                    lines.push(String::from_utf8_lossy(&std::mem::take(&mut partial)).into_owned());
+                }
+                datums.push((std::mem::take(&mut lines), marker));
+            }
+            seen_after.push(lines.clone());
+        }
+        (datums, seen_after)
+    }
+
+    #[test]
+    fn a_finished_line_shows_before_the_datum_ends() {
+        let (_, seen) = scan(&[b"started\n", b"more\n", b"\nTOK 1 0\n"]);
+        assert_eq!(seen[0], ["started"]);
+        assert_eq!(seen[1], ["started", "more"]);
+    }
+
+    #[test]
+    fn markers_split_anywhere_give_the_same_lines() {
+        let stream: &[u8] = b"a\n\nb\nTO\n\nTOK 1 0\nno newline\nTOK 2 3\n\nTOK 3 0\n";
+        let expected = vec![
+            (
+                vec!["a".to_string(), "".into(), "b".into(), "TO".into()],
+                "1 0".to_string(),
+            ),
+            (vec!["no newline".to_string()], "2 3".to_string()),
+            (vec![], "3 0".to_string()),
+        ];
+        assert_eq!(scan(&[stream]).0, expected);
+        for cut in 0..=stream.len() {
+            let (a, b) = stream.split_at(cut);
+            assert_eq!(scan(&[a, b]).0, expected, "split at {cut}");
+        }
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(scan(&bytes).0, expected, "byte by byte");
+    }
     use std::io::Write;
 
     /// The script runs in the worker; here it runs in the host's `sh` against
