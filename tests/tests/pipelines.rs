@@ -501,6 +501,100 @@ fn a_failed_build_is_never_cached_and_the_cache_is_bounded() {
     assert_eq!(cache_volumes(&scope), (vec![], vec![]));
 }
 
+/// The `reused-datums=N` of a run's timings line.
+fn reused_datums(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .find_map(|l| l.split("reused-datums=").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no reused-datums in:\n{stderr}"))
+}
+
+fn unchanged_datums_are_skipped_and_their_outputs_reused() {
+    let scope = format!("e2e-{}", RunId::new());
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&pipeline("cross"), copy.path());
+    let spec = copy.path().join("pipeline.json");
+    let out = copy.path().join("out");
+    let run = |extra: &[&str]| {
+        let _ = std::fs::remove_dir_all(&out);
+        let assert = cached_cli(&scope, 3)
+            .arg("run")
+            .arg(&spec)
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .success();
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        (stderr, harness::output::read_tree(&out).unwrap())
+    };
+    let (first, expected) = run(&[]);
+    assert_eq!(reused_datums(&first), 0, "{first}");
+
+    // Nothing changed: no datum runs, no container starts, same output.
+    let (second, tree) = run(&[]);
+    assert_eq!(reused_datums(&second), 6, "{second}");
+    assert!(second.contains("workers=0"), "{second}");
+    assert!(second.contains("datum 4/6"), "{second}");
+    assert!(
+        second.contains("skipped: unchanged since an earlier run"),
+        "{second}"
+    );
+    assert_eq!(tree, expected);
+
+    // One input file changed: only the datums holding it run, numbered in
+    // the job; the merged output has the new content and the old ones.
+    let letter = copy.path().join("inputs/letters/a.txt");
+    std::fs::write(&letter, "A changed\n").unwrap();
+    let (third, tree) = run(&[]);
+    assert_eq!(reused_datums(&third), 3, "{third}");
+    assert!(third.contains("datum 1/6"), "{third}");
+    assert_eq!(tree.len(), expected.len());
+    assert_ne!(tree, expected);
+    assert_eq!(
+        read(&out.join("b-1.txt")),
+        read(&pipeline("cross").join("expected/b-1.txt"))
+    );
+    assert!(
+        read(&out.join("a-1.txt")).starts_with("A changed"),
+        "{third}"
+    );
+
+    // --reprocess runs every datum; --no-cache too.
+    assert_eq!(reused_datums(&run(&["--reprocess"]).0), 0);
+    assert_eq!(reused_datums(&run(&["--no-cache"]).0), 0);
+    assert_eq!(reused_datums(&run(&[]).0), 6);
+
+    // A failing job stores nothing.
+    let failing = || {
+        let assert = cached_cli(&scope, 3)
+            .arg("run")
+            .arg(pipeline("datum-fails").join("pipeline.json"))
+            .assert()
+            .code(1);
+        String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+    };
+    failing();
+    let again = failing();
+    assert!(!again.contains("skipped: unchanged"), "{again}");
+
+    cached_cli(&scope, 3)
+        .args(["clean", "--cache"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("datum cache (scope"));
+    assert_eq!(
+        reused_datums(&run(&[]).0),
+        0,
+        "clean --cache empties the datum cache"
+    );
+    cached_cli(&scope, 3)
+        .args(["clean", "--cache"])
+        .assert()
+        .success();
+}
+
 fn outputs_are_identical_whatever_the_number_of_workers() {
     for name in ["cross", "overlap", "worker-state"] {
         let spec = std::fs::read_dir(pipeline(name))
@@ -638,6 +732,10 @@ const SCENARIOS: &[Scenario] = &[
     (
         "outputs_are_identical_whatever_the_number_of_workers",
         outputs_are_identical_whatever_the_number_of_workers,
+    ),
+    (
+        "unchanged_datums_are_skipped_and_their_outputs_reused",
+        unchanged_datums_are_skipped_and_their_outputs_reused,
     ),
     ("clean_removes_what_runs_left", clean_removes_what_runs_left),
 ];

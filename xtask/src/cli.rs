@@ -105,10 +105,15 @@ pub struct PipelineArgs {
     #[arg(long, short = 'j', value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
-    /// Run the build phase even when the build cache has its output (the new
-    /// output replaces the cached one).
+    /// Run the build phase and every datum even when the caches have their
+    /// outputs (the new outputs replace the cached ones).
     #[arg(long)]
     pub no_cache: bool,
+    /// Run every datum again, even those that have not changed since an
+    /// earlier run (by default they are skipped and their outputs reused, as
+    /// the platform does); the build output may still be reused.
+    #[arg(long)]
+    pub reprocess: bool,
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]

@@ -45,7 +45,10 @@ exit "$code"
 /// [`BuildPlan::discard`] removes them, after everything that mounts them.
 #[derive(Debug)]
 pub enum BuildPlan {
-    Reused(CacheEntry),
+    Reused {
+        key: CacheKey,
+        entry: CacheEntry,
+    },
     Fresh {
         key: CacheKey,
         source: Box<Owned>,
@@ -57,7 +60,7 @@ impl BuildPlan {
     /// The volumes the run phase mounts.
     pub fn entry(&self) -> CacheEntry {
         match self {
-            BuildPlan::Reused(entry) => entry.clone(),
+            BuildPlan::Reused { entry, .. } => entry.clone(),
             BuildPlan::Fresh { source, build, .. } => CacheEntry {
                 source_volume: source.id().to_string(),
                 build_volume: build.id().to_string(),
@@ -66,7 +69,14 @@ impl BuildPlan {
     }
 
     pub fn reuses(&self) -> bool {
-        matches!(self, BuildPlan::Reused(_))
+        matches!(self, BuildPlan::Reused { .. })
+    }
+
+    /// The build cache key: what the build depends on.
+    pub fn key(&self) -> &CacheKey {
+        match self {
+            BuildPlan::Reused { key, .. } | BuildPlan::Fresh { key, .. } => key,
+        }
     }
 
     /// After a successful build: the volumes become the cache entry of the
@@ -81,7 +91,7 @@ impl BuildPlan {
         pipeline: &str,
     ) -> Result<(Option<BuildPlan>, Vec<String>)> {
         match self {
-            BuildPlan::Reused(_) => Ok((None, Vec::new())),
+            BuildPlan::Reused { .. } => Ok((None, Vec::new())),
             BuildPlan::Fresh { key, source, build } => {
                 let cache = BuildCache::new(engine, &options.cache, &options.run);
                 let committed = cache.commit(&key, *source, *build, pipeline).await?;
@@ -115,7 +125,7 @@ pub async fn plan(engine: &Engine, prepared: &Prepared, options: &RunOptions) ->
     let key = cache_key(&prepared.source, &image_id)?;
     let cache = BuildCache::new(engine, &options.cache, &options.run);
     if let Some(entry) = cache.lookup(&key).await? {
-        return Ok(BuildPlan::Reused(entry));
+        return Ok(BuildPlan::Reused { key, entry });
     }
     let (source, build) = cache.new_volumes(&key).await?;
     Ok(BuildPlan::Fresh {

@@ -100,6 +100,14 @@ pub struct CacheOptions {
     pub max_entries: usize,
     /// Entries belong to the run and go with its clean-up (tests).
     pub ephemeral: bool,
+    /// Where the datum cache keeps datum outputs (on the host); `None`:
+    /// every datum runs. Off too when `read` is off or `max_entries` is 0.
+    pub datum_dir: Option<std::path::PathBuf>,
+    /// Bytes of datum outputs the datum cache keeps per scope.
+    pub datum_max_bytes: u64,
+    /// Run every datum again, even those whose output the datum cache has
+    /// (the build may still be reused); new outputs are still stored.
+    pub reprocess: bool,
 }
 
 impl Default for CacheOptions {
@@ -109,6 +117,9 @@ impl Default for CacheOptions {
             scope: "default".into(),
             max_entries: DEFAULT_MAX_ENTRIES,
             ephemeral: false,
+            datum_dir: None,
+            datum_max_bytes: super::datum_cache::DEFAULT_MAX_BYTES,
+            reprocess: false,
         }
     }
 }

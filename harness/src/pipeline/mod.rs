@@ -6,12 +6,15 @@
 //! then runs the phases:
 //! - `build`: the build phase, into engine volumes that become a cache entry;
 //! - `cache`: the build cache (keys, entries, bounds);
+//! - `datum_cache`: outputs of datums processed before, skipped when
+//!   unchanged (as the platform does);
 //! - `run`: the run phase: workers, datum dispatch, ordered logs, outputs;
 //! - `worker`: one run container and its one-exec-per-datum script;
 //! - `log`: phase logs.
 
 mod build;
 pub mod cache;
+pub mod datum_cache;
 pub mod log;
 mod run;
 pub mod worker;
@@ -187,6 +190,11 @@ impl OutputDir {
         Ok(out)
     }
 
+    /// Where each datum's output is put before the merge (`<index>/`).
+    fn datums_dir(&self) -> PathBuf {
+        self.scratch.path().join("datums")
+    }
+
     /// The output tree.
     pub fn path(&self) -> &Path {
         &self.merged
@@ -205,7 +213,8 @@ impl OutputDir {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+/// Copies a tree (symlinks as symlinks).
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to).with_path("create folder", to)?;
     for entry in std::fs::read_dir(from).with_path("read folder", from)? {
         let entry = entry.with_path("read folder", from)?;
@@ -246,6 +255,8 @@ pub struct Report {
     pub datums_time: Duration,
     /// Workers the run phase used.
     pub workers: usize,
+    /// Datums skipped: unchanged since an earlier run, their outputs reused.
+    pub datums_reused: usize,
     /// The build cache entry the run phase used (source and build volumes).
     pub build_entry: Option<CacheEntry>,
 }
@@ -276,6 +287,7 @@ impl Report {
             datum_times: Vec::new(),
             datums_time: Duration::ZERO,
             workers: 0,
+            datums_reused: 0,
             build_entry: None,
         }
     }
@@ -287,12 +299,13 @@ impl Report {
             .handoff_time
             .map_or_else(|| "n/a".to_string(), |d| format!("{:.3}s", d.as_secs_f64()));
         format!(
-            "timings: build={:.3}s ({}) handoff={handoff} datums={:.3}s total={:.3}s workers={}",
+            "timings: build={:.3}s ({}) handoff={handoff} datums={:.3}s total={:.3}s workers={} reused-datums={}",
             self.build_time.as_secs_f64(),
             if self.build_reused { "reused" } else { "built" },
             self.datums_time.as_secs_f64(),
             total.as_secs_f64(),
-            self.workers
+            self.workers,
+            self.datums_reused
         )
     }
 }
@@ -325,6 +338,70 @@ pub async fn execute(
     // until the cache takes them, and they go only after the workers.
     let started = Instant::now();
     let plan = build::plan(engine, prepared, options).await?;
+
+    // Datums an earlier run processed, unchanged since, are skipped.
+    let job_cache = match open_datum_cache(engine, prepared, options, &plan, &selected).await {
+        Ok(job_cache) => job_cache,
+        Err(e) => {
+            plan.discard(options.keep, &mut report.kept).await;
+            return Err(e);
+        }
+    };
+    let hits: std::collections::BTreeSet<usize> = job_cache
+        .as_ref()
+        .map(|c| c.hits.keys().copied().collect())
+        .unwrap_or_default();
+    let reused = |index: &usize| hits.contains(index);
+    let announce_skipped = |sink: LineSink<'_>| {
+        let total = selected.len();
+        for (position, (index, datum)) in selected.iter().enumerate() {
+            if reused(index) {
+                sink(
+                    &format!("datum {}/{total} {}", position + 1, datum.id()),
+                    "skipped: unchanged since an earlier run, its output is reused (--reprocess runs it again)",
+                );
+            }
+        }
+    };
+    report.datums_reused = selected.iter().filter(|(i, _)| reused(i)).count();
+    let to_run: Vec<(usize, &Datum)> = selected
+        .iter()
+        .filter(|(i, _)| !reused(i))
+        .copied()
+        .collect();
+    let merge_order: Vec<(String, usize)> = selected
+        .iter()
+        .map(|(index, datum)| (format!("{} ({})", datum.id(), datum.describe()), *index))
+        .collect();
+    let ran: Vec<usize> = to_run.iter().map(|(i, _)| *i).collect();
+    let numbers: Vec<usize> = selected
+        .iter()
+        .enumerate()
+        .filter(|(_, (i, _))| !reused(i))
+        .map(|(position, _)| position + 1)
+        .collect();
+    let before_merge = move |datums_dir: &Path| -> Result<Vec<String>> {
+        match job_cache {
+            Some(job_cache) => job_cache.store_and_fill(&ran, datums_dir),
+            None => Ok(Vec::new()),
+        }
+    };
+
+    if to_run.is_empty() && !selected.is_empty() {
+        // Every datum is reused (so is the build, see `open_datum_cache`):
+        // no container starts. Reusing a build only prints that it did.
+        let _ = build::run(engine, prepared, options, &plan, &mut report.kept, sink).await?;
+        report.build_entry = Some(plan.entry());
+        report.build_time = started.elapsed();
+        report.build_reused = true;
+        announce_skipped(sink);
+        let merged = merge_outputs(&out, merge_order, options.strict_outputs, before_merge).await?;
+        out.files = merged.files;
+        report.warnings.extend(merged.warnings);
+        report.output = Ok(out);
+        return Ok(report);
+    }
+
     let entry = plan.entry();
     let volumes = WorkerVolumes {
         source: Some(entry.source_volume.clone()),
@@ -332,10 +409,10 @@ pub async fn execute(
         job: String::new(),
     };
     let starting_crew = async {
-        if selected.is_empty() {
+        if to_run.is_empty() {
             Ok(None)
         } else {
-            run::Crew::start(engine, prepared, options, &selected, volumes)
+            run::Crew::start(engine, prepared, options, &to_run, volumes)
                 .await
                 .map(Some)
         }
@@ -388,13 +465,23 @@ pub async fn execute(
         }
     };
     let (leftovers, stale) = plan.store(engine, options, &prepared.pipeline_name).await?;
+    announce_skipped(sink);
 
     // Entries that left the cache are deleted while the datums run.
     let running = async {
         match crew {
-            Some(mut crew) => match crew.run(&selected, build_end, &mut report, sink).await {
+            Some(mut crew) => match crew
+                .run(
+                    &to_run,
+                    (&numbers, selected.len()),
+                    build_end,
+                    &mut report,
+                    sink,
+                )
+                .await
+            {
                 Ok(None) => crew
-                    .collect_and_finish(&selected, options, &mut out, &mut report)
+                    .collect_and_finish(merge_order, before_merge, options, &mut out, &mut report)
                     .await
                     .map(|()| None),
                 other => {
@@ -415,4 +502,75 @@ pub async fn execute(
         None => Ok(out),
     };
     Ok(report)
+}
+
+/// Keys the selected datums and looks them up in the datum cache (`None`
+/// when the options keep no datum cache).
+async fn open_datum_cache(
+    engine: &Engine,
+    prepared: &Prepared,
+    options: &RunOptions,
+    plan: &build::BuildPlan,
+    selected: &[(usize, &Datum)],
+) -> Result<Option<datum_cache::JobCache>> {
+    if options.cache.datum_dir.is_none() || options.cache.max_entries == 0 {
+        return Ok(None);
+    }
+    let resolved = &prepared.resolved;
+    // The build key covers the builder image's id already.
+    let run_image_id = if resolved.run_image == resolved.builder_image {
+        "the builder image".to_string()
+    } else {
+        engine
+            .image(&resolved.run_image)
+            .await?
+            .map_or_else(|| format!("missing {}", resolved.run_image), |i| i.id)
+    };
+    let spec_json = serde_json::to_string(&prepared.loaded.spec)
+        .map_err(|e| crate::Error::Failed(format!("cannot serialize the spec: {e}")))?;
+    let job = datum_cache::JobKey::new(&datum_cache::JobInputs {
+        spec_json: &spec_json,
+        build_key: plan.key().as_str(),
+        run_image_id: &run_image_id,
+        command: &resolved.command,
+        stdin: &resolved.stdin,
+        network: options.run_network,
+    });
+    // Outputs of datums are looked up only on a reused build: a new build
+    // has a new key, so no datum of it was ever stored.
+    let look_up = plan.reuses() && options.cache.read && !options.cache.reprocess;
+    datum_cache::JobCache::open(
+        &options.cache,
+        job,
+        selected,
+        &prepared.pipeline_name,
+        look_up,
+    )
+}
+
+/// Merges the datums' outputs (`<datums dir>/<index>/`) in datum order into
+/// the output tree, after `before_merge` (which may add reused outputs).
+pub(crate) async fn merge_outputs(
+    out: &OutputDir,
+    order: Vec<(String, usize)>,
+    strict: bool,
+    before_merge: impl FnOnce(&Path) -> Result<Vec<String>> + Send + 'static,
+) -> Result<output::MergedDirs> {
+    let datums_dir = out.datums_dir();
+    let dest = out.merged.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut warnings = before_merge(&datums_dir)?;
+        let ordered: Vec<(String, PathBuf)> = order
+            .into_iter()
+            .map(|(label, index)| (label, datums_dir.join(index.to_string())))
+            .collect();
+        let merged = output::merge_dirs(&ordered, &dest, strict);
+        let _ = std::fs::remove_dir_all(&datums_dir);
+        let mut merged = merged?;
+        warnings.append(&mut merged.warnings);
+        merged.warnings = warnings;
+        Ok(merged)
+    })
+    .await
+    .map_err(|e| crate::Error::Failed(format!("merging the outputs stopped: {e}")))?
 }

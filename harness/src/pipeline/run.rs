@@ -5,7 +5,7 @@
 //! until it ends and printed in datum order, so that logs never interleave.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,7 +15,6 @@ use futures_util::future::join_all;
 use crate::datum::Datum;
 use crate::engine::{Engine, Labels, Owned};
 use crate::error::Result;
-use crate::output;
 
 use super::log::LineSink;
 use super::worker::{unique, DatumRun, Session, Worker, WorkerVolumes};
@@ -127,54 +126,45 @@ impl<'a> Crew<'a> {
     }
 
     /// Runs the datums; returns the first failure in datum order, if any.
+    /// `numbering` gives each datum's number in the job and the job's
+    /// datums (reused ones count: `datum 3/5`).
     pub async fn run(
         &mut self,
         selected: &[(usize, &Datum)],
+        numbering: (&[usize], usize),
         build_end: Instant,
         report: &mut Report,
         sink: LineSink<'_>,
     ) -> Result<Option<PhaseFailure>> {
         report.workers = self.workers.len();
         let sessions = std::mem::take(&mut self.sessions);
-        run_datums(sessions, selected, build_end, report, sink).await
+        run_datums(sessions, selected, numbering, build_end, report, sink).await
     }
 
     /// After every datum succeeded: downloads the outputs (the other
-    /// workers go meanwhile), then merges them in datum order into `out`
-    /// while the last worker and the job volume go.
+    /// workers go meanwhile), then merges them in datum order (`order`:
+    /// label and datum index of every datum of the job, run or reused) into
+    /// `out`, after `before_merge`, while the last worker and the job volume
+    /// go.
     pub async fn collect_and_finish(
         mut self,
-        selected: &[(usize, &Datum)],
+        order: Vec<(String, usize)>,
+        before_merge: impl FnOnce(&Path) -> Result<Vec<String>> + Send + 'static,
         options: &RunOptions,
         out: &mut OutputDir,
         report: &mut Report,
     ) -> Result<()> {
         let keep = options.keep;
         let first = self.workers.remove(0);
-        let datums_dir = out.scratch.path().join("datums");
+        let datums_dir = out.datums_dir();
         let (collected, others) = tokio::join!(
             first.collect_outputs(&datums_dir),
             finish_workers(self.workers, keep)
         );
         report.kept.extend(others);
-        let ordered: Vec<(String, PathBuf)> = selected
-            .iter()
-            .map(|(index, datum)| {
-                (
-                    format!("{} ({})", datum.id(), datum.describe()),
-                    datums_dir.join(index.to_string()),
-                )
-            })
-            .collect();
-        let merging = {
-            let (dest, strict) = (out.merged.clone(), options.strict_outputs);
-            let collected = collected.map(|_| ());
-            tokio::task::spawn_blocking(move || {
-                collected?;
-                let merged = output::merge_dirs(&ordered, &dest, strict);
-                let _ = std::fs::remove_dir_all(&datums_dir);
-                merged
-            })
+        let merging = async {
+            collected?;
+            super::merge_outputs(out, order, options.strict_outputs, before_merge).await
         };
         let last = async {
             let mut kept = finish_workers(vec![first], keep).await;
@@ -183,8 +173,7 @@ impl<'a> Crew<'a> {
         };
         let (merged, kept) = tokio::join!(merging, last);
         report.kept.extend(kept);
-        let merged = merged
-            .map_err(|e| crate::Error::Failed(format!("merging the outputs stopped: {e}")))??;
+        let merged = merged?;
         out.files = merged.files;
         report.warnings.extend(merged.warnings);
         Ok(())
@@ -216,6 +205,7 @@ async fn finish_workers(workers: Vec<Worker<'_>>, keep: bool) -> Vec<String> {
 async fn run_datums(
     sessions: Vec<Session<'_>>,
     selected: &[(usize, &Datum)],
+    (numbers, job_total): (&[usize], usize),
     build_end: Instant,
     report: &mut Report,
     sink: LineSink<'_>,
@@ -242,7 +232,8 @@ async fn run_datums(
                     break;
                 };
                 let (index, datum) = selected[position];
-                let label = format!("datum {}/{total} {}", position + 1, datum.id());
+                let number = numbers.get(position).copied().unwrap_or(position + 1);
+                let label = format!("datum {number}/{job_total} {}", datum.id());
                 let mut held: Vec<(String, String)> = Vec::new();
                 let live = lines.lock().expect("lines lock").live;
                 let done = if live {

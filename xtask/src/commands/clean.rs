@@ -11,7 +11,7 @@ use crate::context::Context;
 pub async fn run(context: &Context, args: &CleanArgs) -> Result<i32> {
     let engine = context.engine().await?;
     if args.cache {
-        return empty_cache(&engine, args).await;
+        return empty_cache(context, &engine, args).await;
     }
     let mut removed_any = false;
     let managed = engine
@@ -58,7 +58,11 @@ pub async fn run(context: &Context, args: &CleanArgs) -> Result<i32> {
 }
 
 /// `clean --cache`: only the build cache, of one scope or (`--all`) every one.
-async fn empty_cache(engine: &harness::engine::Engine, args: &CleanArgs) -> Result<i32> {
+async fn empty_cache(
+    context: &Context,
+    engine: &harness::engine::Engine,
+    args: &CleanArgs,
+) -> Result<i32> {
     let scope = (!args.all).then_some(args.cache_args.cache_scope.as_str());
     let cleared = cache::clear(engine, scope).await?;
     let which = scope.map_or_else(|| "every scope".to_string(), |s| format!("scope {s}"));
@@ -71,5 +75,10 @@ async fn empty_cache(engine: &harness::engine::Engine, args: &CleanArgs) -> Resu
     for volume in &cleared.in_use {
         println!("  left {volume}: a running job uses it");
     }
+    let datums = harness::pipeline::datum_cache::clear(&super::datum_cache_dir(context), scope)?;
+    println!(
+        "datum cache ({which}): removed {datums} entr{}",
+        if datums == 1 { "y" } else { "ies" }
+    );
     Ok(0)
 }

@@ -66,8 +66,16 @@ pub fn pipeline_runner_options(
             scope: args.cache.cache_scope.clone(),
             max_entries: usize::from(args.cache.cache_entries),
             ephemeral: false,
+            datum_dir: Some(datum_cache_dir(context)),
+            reprocess: args.reprocess,
+            ..harness::pipeline::CacheOptions::default()
         },
         scratch_dir: context.target_dir().join("tmp"),
         ..runner_options(context, &args.base)
     }
+}
+
+/// Where the datum cache keeps datum outputs, beside the logs.
+pub fn datum_cache_dir(context: &Context) -> std::path::PathBuf {
+    context.target_dir().join("datum-cache")
 }

@@ -6,14 +6,19 @@
 //! Rows (see `xtask/bench/README.md`):
 //! 1. `run` of a python pipeline with one dependency and 5 datums, cold
 //!    (`--no-cache`), against the docker-CLI script; outputs compared;
-//! 2. the same run again, nothing changed (cache warm), against row 1's;
-//! 3. tiny datums (no dependencies), time per datum, cache warm, against
-//!    the script's run phase; and against a bare `docker exec` (the floor);
+//! 2. the same run again, nothing changed (the build reused, every datum
+//!    skipped as the platform skips unchanged datums), against row 1's; and
+//!    with `--reprocess` (every datum runs);
+//! 3. tiny datums (no dependencies), time per datum, build reused and every
+//!    datum run (`--reprocess`), against the script's run phase; and
+//!    against a bare `docker exec` (the floor);
 //! 4. numpy+pandas: from the end of the build phase to the first datum (the
-//!    run's `timings:` line), and the unchanged rerun against the cold run;
-//! 5. peak memory of `cargo xtask run` staging a big input datum, and the
-//!    numpy+pandas build output;
-//! 6. `test-builder python` with its default jobs against `--jobs 1`.
+//!    run's `timings:` line), and the unchanged rerun (and `--reprocess`)
+//!    against the cold run;
+//! 5. peak memory of `cargo xtask run` staging a big input datum
+//!    (`--reprocess`), and the numpy+pandas build output;
+//! 6. `test-builder python --reprocess` with its default jobs against
+//!    `--jobs 1`.
 //!
 //! Each measurement is repeated (`--reps`), ours and its baseline in turn;
 //! the table gives medians and goes to `target/pachbuild/bench/loop.txt`.
@@ -86,6 +91,17 @@ const MIB: u64 = 1 << 20;
 pub const TIMINGS_FORMAT: &str =
     "timings: build=12.345s (built|reused) handoff=0.412s datums=0.601s total=13.400s";
 
+/// How a run of ours treats the caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `--no-cache`: the build phase and every datum run.
+    Cold,
+    /// Nothing asked: a rerun reuses the build and skips unchanged datums.
+    Warm,
+    /// `--reprocess`: the build reused, every datum runs.
+    Reprocess,
+}
+
 /// How much to measure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -127,6 +143,8 @@ pub struct Results {
     pub six_cold: Samples,
     pub six_cold_baseline: Samples,
     pub six_warm: Samples,
+    /// Reruns with `--reprocess`: the build reused, every datum run.
+    pub six_reprocess: Samples,
     /// Per datum.
     pub tiny: Samples,
     /// Per datum, the script's run phase.
@@ -134,6 +152,7 @@ pub struct Results {
     pub floor: Samples,
     pub numpy_cold: Samples,
     pub numpy_warm: Samples,
+    pub numpy_reprocess: Samples,
     pub handoff: Samples,
     /// Runs that printed no `handoff=`.
     pub handoff_missing: u32,
@@ -230,6 +249,10 @@ pub async fn run(context: &Context, args: &BenchArgs) -> Result<i32> {
         }
         Err(e) => eprintln!("warning: the bench's build cache stays: {e}"),
     }
+    let datums = crate::commands::datum_cache_dir(context);
+    if let Err(e) = harness::pipeline::datum_cache::clear(&datums, Some(ours::CACHE_SCOPE)) {
+        eprintln!("warning: the bench's datum cache stays: {e}");
+    }
     outcome?;
     let results = bench.results;
 
@@ -294,22 +317,31 @@ impl Bench<'_> {
             SIX_DATUMS,
         )?;
         eprintln!("bench loop: 1-2/6 six, {SIX_DATUMS} datums: warm-up run (fills the cache)");
-        self.ours(&six, false, "six-warm-up").await?;
+        self.ours(&six, Mode::Warm, "six-warm-up").await?;
         let reps = self.settings.reps;
         for rep in 1..=reps {
-            let (cold, ours_out) = self.ours(&six, true, &format!("six-cold-{rep}")).await?;
+            let (cold, ours_out) = self
+                .ours(&six, Mode::Cold, &format!("six-cold-{rep}"))
+                .await?;
             let (base, base_out) = self.baseline(&six, &format!("six-{rep}")).await?;
             self.same_outputs(&ours_out, &base_out, "six")?;
-            let (warm, _) = self.ours(&six, false, &format!("six-warm-{rep}")).await?;
+            let (warm, _) = self
+                .ours(&six, Mode::Warm, &format!("six-warm-{rep}"))
+                .await?;
+            let (again, _) = self
+                .ours(&six, Mode::Reprocess, &format!("six-reprocess-{rep}"))
+                .await?;
             eprintln!(
-                "bench loop: 1-2/6 six, rep {rep}/{reps}: cold {} (docker CLI {}), warm {}",
+                "bench loop: 1-2/6 six, rep {rep}/{reps}: cold {} (docker CLI {}), warm {}, --reprocess {}",
                 secs(cold.wall),
                 secs(base.wall),
-                secs(warm.wall)
+                secs(warm.wall),
+                secs(again.wall)
             );
             self.results.six_cold.push(cold.wall);
             self.results.six_cold_baseline.push(base.wall);
             self.results.six_warm.push(warm.wall);
+            self.results.six_reprocess.push(again.wall);
         }
         Ok(())
     }
@@ -324,11 +356,13 @@ impl Bench<'_> {
             n,
         )?;
         eprintln!("bench loop: 3/6 {n} tiny datums: warm-up run");
-        self.ours(&tiny, false, "tiny-warm-up").await?;
+        self.ours(&tiny, Mode::Warm, "tiny-warm-up").await?;
         let floor = FloorContainer::start(&self.script.image, &self.script.run_id)?;
         let reps = self.settings.reps;
         for rep in 1..=reps {
-            let (ours, ours_out) = self.ours(&tiny, false, &format!("tiny-{rep}")).await?;
+            let (ours, ours_out) = self
+                .ours(&tiny, Mode::Reprocess, &format!("tiny-{rep}"))
+                .await?;
             let (base, base_out) = self.baseline(&tiny, &format!("tiny-{rep}")).await?;
             self.same_outputs(&ours_out, &base_out, "tiny")?;
             let mut execs = Samples::new();
@@ -361,11 +395,13 @@ impl Bench<'_> {
             NUMPY_DATUMS,
         )?;
         eprintln!("bench loop: 4/6 numpy+pandas: warm-up run (fills the cache)");
-        let (warm_up, _) = self.ours(&np, false, "numpy-warm-up").await?;
+        let (warm_up, _) = self.ours(&np, Mode::Warm, "numpy-warm-up").await?;
         self.note_numpy(&warm_up);
         let reps = self.settings.reps;
         for rep in 1..=reps {
-            let (cold, _) = self.ours(&np, true, &format!("numpy-cold-{rep}")).await?;
+            let (cold, _) = self
+                .ours(&np, Mode::Cold, &format!("numpy-cold-{rep}"))
+                .await?;
             let handoff = cold.timings.as_ref().and_then(|t| t.get("handoff"));
             let build = cold
                 .timings
@@ -377,16 +413,24 @@ impl Bench<'_> {
                 None => self.results.handoff_missing += 1,
             }
             self.note_numpy(&cold);
-            let (warm, _) = self.ours(&np, false, &format!("numpy-warm-{rep}")).await?;
+            let (warm, _) = self
+                .ours(&np, Mode::Warm, &format!("numpy-warm-{rep}"))
+                .await?;
             self.note_numpy(&warm);
+            let (again, _) = self
+                .ours(&np, Mode::Reprocess, &format!("numpy-reprocess-{rep}"))
+                .await?;
+            self.note_numpy(&again);
             eprintln!(
-                "bench loop: 4/6 numpy+pandas, rep {rep}/{reps}: cold {} (build {build}, handoff {}), warm {}",
+                "bench loop: 4/6 numpy+pandas, rep {rep}/{reps}: cold {} (build {build}, handoff {}), warm {}, --reprocess {}",
                 secs(cold.wall),
                 handoff.map_or_else(|| "n/a".to_string(), |h| format!("{h:.3} s")),
-                secs(warm.wall)
+                secs(warm.wall),
+                secs(again.wall)
             );
             self.results.numpy_cold.push(cold.wall);
             self.results.numpy_warm.push(warm.wall);
+            self.results.numpy_reprocess.push(again.wall);
         }
         Ok(())
     }
@@ -402,7 +446,7 @@ impl Bench<'_> {
         eprintln!("bench loop: 5/6 writing a {} input", size_text(bytes));
         let dir = self.scratch.join("big");
         let big = fixtures::write_big(&dir, "bench-loop-big", bytes)?;
-        let (run, out) = self.ours(&big, false, "big").await?;
+        let (run, out) = self.ours(&big, Mode::Reprocess, "big").await?;
         let size = out.join("size.txt");
         let said = std::fs::read_to_string(&size).with_path("cannot read", &size)?;
         if said != fixtures::big_expected(bytes) {
@@ -467,14 +511,15 @@ impl Bench<'_> {
     async fn ours(
         &mut self,
         pipeline: &Pipeline,
-        cold: bool,
+        mode: Mode,
         label: &str,
     ) -> Result<(Measured, PathBuf)> {
         let out = self.new_out(&format!("ours-{label}"));
         let step = Step::Run {
             pipeline,
             out: &out,
-            cold,
+            cold: mode == Mode::Cold,
+            reprocess: mode == Mode::Reprocess,
         };
         let run = self.ours_step(&step, label).await?;
         Ok((run, out))
@@ -596,8 +641,15 @@ pub fn rows(r: &Results, s: &Settings) -> Vec<Row> {
             target: Target::RatioAtMost(WARM_RATIO),
         },
         Row {
+            workload: "2 the same with --reprocess: every datum runs".to_string(),
+            unit: Unit::Seconds,
+            ours: Figure::median(&r.six_reprocess, "n/a"),
+            baseline: Figure::median(&r.six_cold, "n/a"),
+            target: Target::None,
+        },
+        Row {
             workload: format!(
-                "3 {} tiny datums, warm (baseline: docker run each)",
+                "3 {} tiny datums, --reprocess (baseline: docker run each)",
                 s.tiny_datums
             ),
             unit: Unit::PerDatum,
@@ -627,6 +679,13 @@ pub fn rows(r: &Results, s: &Settings) -> Vec<Row> {
             target: Target::RatioAtMost(NUMPY_WARM_RATIO),
         },
         Row {
+            workload: "4 the same with --reprocess: every datum runs".to_string(),
+            unit: Unit::Seconds,
+            ours: numpy(&r.numpy_reprocess),
+            baseline: numpy(&r.numpy_cold),
+            target: Target::None,
+        },
+        Row {
             workload: format!("5 peak memory, {} input datum", size_text(s.big_bytes)),
             unit: Unit::Mib,
             ours: mib(r.big_rss_kib, "n/a"),
@@ -641,7 +700,7 @@ pub fn rows(r: &Results, s: &Settings) -> Vec<Row> {
             target: Target::Below(RSS_MAX_MIB),
         },
         Row {
-            workload: "6 test-builder python (baseline: --jobs 1)".to_string(),
+            workload: "6 test-builder python --reprocess (baseline: --jobs 1)".to_string(),
             unit: Unit::Seconds,
             ours: Figure::median(&r.test_builder, "n/a"),
             baseline: one_job,
@@ -668,7 +727,8 @@ fn header(s: &Settings, docker: &Docker, ours: &Ours, image: &str) -> Vec<String
 
 fn notes(r: &Results, s: &Settings, caps: Caps, logs: &Path, took: Duration) -> Vec<String> {
     let mut notes = vec![
-        "ratio = ours / baseline. Baselines: rows 1 and 3, xtask/bench/loop/docker-baseline.sh (one `docker run` for the build phase, one per datum); row 3 counts its run phase and merge, ours the whole warm run, divided by the datums".to_string(),
+        "ratio = ours / baseline. Baselines: rows 1 and 3, xtask/bench/loop/docker-baseline.sh (one `docker run` for the build phase, one per datum); row 3 counts its run phase and merge, ours the whole run (build reused, every datum run), divided by the datums".to_string(),
+        "rows 2 and 4, rerun unchanged: the build output is reused and every datum is skipped, its output reused, as the platform skips datums a previous job processed (`--reprocess` runs them: the rows below them)".to_string(),
     ];
     if r.outputs_compared > 0 {
         notes.push(format!(
@@ -703,7 +763,10 @@ fn notes(r: &Results, s: &Settings, caps: Caps, logs: &Path, took: Duration) -> 
         notes.push(format!("this command line has no `{flag}`: {effect}"));
     }
     if caps.missing().is_empty() && r.missing_flags.is_empty() {
-        notes.push("flags used: run --no-cache, test-builder --jobs".to_string());
+        notes.push(format!(
+            "flags used: run --no-cache, test-builder --jobs{}",
+            if caps.reprocess { ", --reprocess" } else { "" }
+        ));
     }
     if caps.run_cache_scope {
         notes.push(format!(
@@ -778,11 +841,13 @@ mod tests {
             six_cold: samples(&[2.0, 2.2, 2.1]),
             six_cold_baseline: samples(&[2.5, 2.4, 2.6]),
             six_warm: samples(&[0.4, 0.5, 0.6]),
+            six_reprocess: samples(&[0.5, 0.6, 0.7]),
             tiny: samples(&[0.04, 0.05, 0.06]),
             tiny_baseline: samples(&[0.3, 0.3, 0.3]),
             floor: samples(&[0.06, 0.05, 0.07]),
             numpy_cold: samples(&[40.0, 42.0, 41.0]),
             numpy_warm: samples(&[3.0, 3.5, 5.0]),
+            numpy_reprocess: samples(&[4.0, 4.5, 6.0]),
             handoff: samples(&[0.4, 0.5, 0.6]),
             handoff_missing: 0,
             big_rss_kib: Some(40 * 1024),
@@ -797,28 +862,31 @@ mod tests {
     #[test]
     fn rows_hold_medians_and_verdicts() {
         let rows = rows(&full_results(), &settings(false));
-        assert_eq!(rows.len(), 9);
+        assert_eq!(rows.len(), 11);
         let met: Vec<Met> = rows.iter().map(Row::met).collect();
         assert_eq!(
             met,
             [
                 Met::No,       // 2.1 / 2.5 = 0.84 > 0.8
                 Met::Yes,      // 0.5 / 2.1 = 0.24 <= 0.25
+                Met::NoTarget, // --reprocess
                 Met::Yes,      // 0.05 / 0.3 <= 0.2
                 Met::NoTarget, // against the floor
                 Met::Yes,      // handoff 0.5 s <= 1 s
                 Met::Yes,      // 3.5 / 41 <= 0.1
+                Met::NoTarget, // --reprocess
                 Met::Yes,      // 40 MiB < 100
                 Met::No,       // 120 MiB
                 Met::NoTarget, // jobs
             ]
         );
         assert!((rows[1].ratio().unwrap() - 0.5 / 2.1).abs() < 1e-9);
+        assert!((rows[2].ratio().unwrap() - 0.6 / 2.1).abs() < 1e-9);
         assert_eq!(
-            rows[2].workload,
-            "3 100 tiny datums, warm (baseline: docker run each)"
+            rows[3].workload,
+            "3 100 tiny datums, --reprocess (baseline: docker run each)"
         );
-        assert_eq!(rows[6].workload, "5 peak memory, 1 GiB input datum");
+        assert_eq!(rows[8].workload, "5 peak memory, 1 GiB input datum");
     }
 
     #[test]
@@ -827,14 +895,16 @@ mod tests {
         r.handoff = Samples::new();
         r.numpy_cold = Samples::new();
         r.numpy_warm = Samples::new();
+        r.numpy_reprocess = Samples::new();
         r.numpy_rss_kib = None;
         let rows = rows(&r, &settings(true));
-        assert_eq!(rows[4].ours, Figure::missing("skipped (--quick)"));
         assert_eq!(rows[5].ours, Figure::missing("skipped (--quick)"));
-        assert_eq!(rows[5].baseline, Figure::missing("skipped (--quick)"));
+        assert_eq!(rows[6].ours, Figure::missing("skipped (--quick)"));
+        assert_eq!(rows[6].baseline, Figure::missing("skipped (--quick)"));
         assert_eq!(rows[7].ours, Figure::missing("skipped (--quick)"));
-        assert_eq!(rows[4].met(), Met::Unknown);
-        assert_eq!(rows[6].workload, "5 peak memory, 64 MiB input datum");
+        assert_eq!(rows[9].ours, Figure::missing("skipped (--quick)"));
+        assert_eq!(rows[5].met(), Met::Unknown);
+        assert_eq!(rows[8].workload, "5 peak memory, 64 MiB input datum");
     }
 
     #[test]
@@ -848,8 +918,8 @@ mod tests {
             .into();
         let s = settings(false);
         let rows = rows(&r, &s);
-        assert_eq!(rows[4].ours, Figure::missing("n/a (no timings)"));
-        assert_eq!(rows[8].baseline, Figure::missing("n/a (no --jobs)"));
+        assert_eq!(rows[5].ours, Figure::missing("n/a (no timings)"));
+        assert_eq!(rows[10].baseline, Figure::missing("n/a (no --jobs)"));
         let notes = notes(
             &r,
             &s,

@@ -36,6 +36,9 @@ pub struct Caps {
     pub test_builder_jobs: bool,
     /// `run --cache-scope NAME` (used when there; not needed)
     pub run_cache_scope: bool,
+    /// `--reprocess` of `run` and `test-builder` (used when there: a command
+    /// line without it has no datum cache, so every datum runs anyway)
+    pub reprocess: bool,
 }
 
 impl Caps {
@@ -44,6 +47,8 @@ impl Caps {
             run_no_cache: help_has_flag(run_help, "--no-cache"),
             test_builder_jobs: help_has_flag(test_builder_help, "--jobs"),
             run_cache_scope: help_has_flag(run_help, "--cache-scope"),
+            reprocess: help_has_flag(run_help, "--reprocess")
+                && help_has_flag(test_builder_help, "--reprocess"),
         }
     }
 
@@ -83,10 +88,14 @@ pub enum Step<'a> {
     Run {
         pipeline: &'a Pipeline,
         out: &'a Path,
-        /// With `--no-cache`: the build phase runs whatever is cached.
+        /// With `--no-cache`: the build phase and every datum run whatever
+        /// is cached.
         cold: bool,
+        /// With `--reprocess`: every datum runs (the build may be reused).
+        reprocess: bool,
     },
     /// `test-builder LANG [--jobs N]`
+    /// `test-builder LANG [--jobs N] [--reprocess]`: every datum runs.
     TestBuilder {
         language: &'a str,
         jobs: Option<u32>,
@@ -107,6 +116,7 @@ pub fn command_line(global: &[OsString], caps: Caps, step: &Step) -> (Vec<OsStri
             pipeline,
             out,
             cold,
+            reprocess,
         } => {
             args.extend([
                 "run".into(),
@@ -130,9 +140,15 @@ pub fn command_line(global: &[OsString], caps: Caps, step: &Step) -> (Vec<OsStri
                     missing.push("run --no-cache".to_string());
                 }
             }
+            if reprocess && caps.reprocess {
+                args.push("--reprocess".into());
+            }
         }
         Step::TestBuilder { language, jobs } => {
             args.extend(["test-builder".into(), language.into()]);
+            if caps.reprocess {
+                args.push("--reprocess".into());
+            }
             if let Some(jobs) = jobs {
                 if caps.test_builder_jobs {
                     args.extend(["--jobs".into(), jobs.to_string().into()]);
@@ -358,8 +374,11 @@ mod tests {
                 run_no_cache: true,
                 test_builder_jobs: false,
                 run_cache_scope: false,
+                reprocess: false,
             }
         );
+        assert!(Caps::from_help("--reprocess", "--reprocess").reprocess);
+        assert!(!Caps::from_help("--reprocess", "").reprocess);
         assert!(Caps::from_help("--cache-scope <NAME>", "").run_cache_scope);
         assert_eq!(caps.missing(), ["test-builder --jobs"]);
         assert_eq!(Caps::default().missing().len(), 2);
@@ -373,11 +392,13 @@ mod tests {
             run_no_cache: true,
             test_builder_jobs: true,
             run_cache_scope: false,
+            reprocess: true,
         };
         let cold = Step::Run {
             pipeline: &p,
             out,
             cold: true,
+            reprocess: false,
         };
         let (args, missing) = command_line(&[], all, &cold);
         assert_eq!(
@@ -415,11 +436,23 @@ mod tests {
             pipeline: &p,
             out,
             cold: false,
+            reprocess: false,
         };
         let (args, missing) =
             command_line(&["--prefix".into(), "me".into()], Caps::default(), &warm);
         assert_eq!(strings(&args)[..3], ["--prefix", "me", "run"]);
         assert!(missing.is_empty());
+        // Reprocessing runs say so when the command line can.
+        let again = Step::Run {
+            pipeline: &p,
+            out,
+            cold: false,
+            reprocess: true,
+        };
+        let (args, _) = command_line(&[], all, &again);
+        assert_eq!(strings(&args).last().unwrap(), "--reprocess");
+        let (args, _) = command_line(&[], Caps::default(), &again);
+        assert_eq!(args.len(), 6);
     }
 
     #[test]
@@ -443,6 +476,7 @@ mod tests {
             run_no_cache: true,
             test_builder_jobs: true,
             run_cache_scope: true,
+            reprocess: false,
         };
         let one = Step::TestBuilder {
             language: "python",
