@@ -47,6 +47,25 @@ pub fn xtask_binary() -> PathBuf {
 }
 
 /// A command running `cargo xtask` (the built binary), from the repo root.
+/// The session of this test binary: every command it runs carries it, so
+/// that what a failed test left can be swept without touching anyone else's.
+pub fn session() -> &'static str {
+    static SESSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SESSION.get_or_init(|| format!("test-{}", RunId::new()))
+}
+
+/// Removes what the commands of this test binary left (their processes are
+/// over), and nothing else.
+pub async fn sweep_session(engine: &Engine) -> Result<Vec<String>, harness::Error> {
+    let options = harness::engine::sweep::SweepOptions {
+        session: Some(session().to_string()),
+        ..Default::default()
+    };
+    Ok(harness::engine::sweep::sweep(engine, &options)
+        .await?
+        .removed)
+}
+
 pub fn xtask() -> assert_cmd::Command {
     let mut command = assert_cmd::Command::new(xtask_binary());
     // Each command's build cache goes with it (nothing of the user's cache is
@@ -55,7 +74,8 @@ pub fn xtask() -> assert_cmd::Command {
         .current_dir(repo_root())
         .env_remove("PACHBUILD_ROOT")
         .env_remove("PACHBUILD_CACHE_SCOPE")
-        .env("PACHBUILD_CACHE_ENTRIES", "0");
+        .env("PACHBUILD_CACHE_ENTRIES", "0")
+        .env(harness::engine::owner::SESSION_ENV, session());
     command.timeout(std::time::Duration::from_secs(1500));
     command
 }

@@ -205,23 +205,93 @@ fn keep_leaves_containers_and_says_where() {
 }
 
 /// Runs last: `clean` also removes the ephemeral images the tests share.
-fn clean_removes_what_runs_left() {
+fn clean_removes_what_runs_left_and_never_a_live_run() {
+    // A live run, its datum sleeping (stopped at the end with SIGINT).
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&pipeline("stdin"), copy.path());
+    std::fs::write(
+        copy.path().join("source/main.sh"),
+        "echo started; sleep 60\n",
+    )
+    .unwrap();
+    let mut live = std::process::Command::new(e2e::xtask_binary())
+        .env("PACHBUILD_ROOT", fixtures_root())
+        .env("PACHBUILD_CACHE_ENTRIES", "0")
+        .env(harness::engine::owner::SESSION_ENV, e2e::session())
+        .args(["--prefix", PREFIX, "run", "--jobs", "1"])
+        .arg(copy.path().join("pipeline.json"))
+        .arg("--out")
+        .arg(copy.path().join("out"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = {
+        use std::io::{BufRead, BufReader};
+        BufReader::new(live.stderr.take().unwrap()).lines()
+    };
+    let mut seen = String::new();
+    let mut lines = lines.map_while(|l| l.ok());
+    for line in lines.by_ref() {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.ends_with("| started") {
+            break;
+        }
+    }
+    let live_run = run_id_of(&seen);
+    assert_eq!(containers_of(&live_run).len(), 1, "{seen}");
+
+    // A finished run whose objects stay (--keep).
     let assert = cli()
         .args(["run", "--keep", "--jobs", "1"])
         .arg(pipeline("stdin").join("pipeline.json"))
         .assert()
         .success();
-    let run = run_id_of(&String::from_utf8_lossy(&assert.get_output().stderr));
-    assert_eq!(containers_of(&run).len(), 2);
+    let kept = run_id_of(&String::from_utf8_lossy(&assert.get_output().stderr));
+    assert_eq!(containers_of(&kept).len(), 2);
+
+    let cleaned = cli().arg("clean").assert().success();
+    let said = String::from_utf8_lossy(&cleaned.get_output().stdout).into_owned();
+    assert!(said.contains(&format!("(run {kept}, run-phase)")), "{said}");
+    assert!(said.contains("removed volume pachbuild-job-"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "left the objects of run {live_run}: it is still running"
+        )),
+        "{said}"
+    );
+    assert!(containers_of(&kept).is_empty());
+    assert_eq!(
+        containers_of(&live_run).len(),
+        1,
+        "clean touched a live run"
+    );
+    // Named, a live run is still left alone.
     cli()
-        .arg("clean")
+        .args(["clean", "--run", &live_run])
         .assert()
         .success()
-        .stdout(predicate::str::contains("removed container"))
-        .stdout(predicate::str::contains("removed volume pachbuild-job-"));
-    assert!(containers_of(&run).is_empty());
+        .stdout(predicate::str::contains("it is still running"));
+    assert_eq!(
+        containers_of(&live_run).len(),
+        1,
+        "clean --run touched a live run"
+    );
+
+    // The live run was not disturbed: interrupted, it cleans up after itself.
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &live.id().to_string()])
+        .status();
+    let rest: Vec<String> = lines.collect();
+    assert_eq!(
+        live.wait().unwrap().code(),
+        Some(130),
+        "{seen}{}",
+        rest.join("\n")
+    );
+    assert!(containers_of(&live_run).is_empty());
     cli()
-        .arg("clean")
+        .args(["clean", "--run", &kept])
         .assert()
         .success()
         .stdout(predicate::str::contains("nothing to clean"));
@@ -737,7 +807,10 @@ const SCENARIOS: &[Scenario] = &[
         "unchanged_datums_are_skipped_and_their_outputs_reused",
         unchanged_datums_are_skipped_and_their_outputs_reused,
     ),
-    ("clean_removes_what_runs_left", clean_removes_what_runs_left),
+    (
+        "clean_removes_what_runs_left_and_never_a_live_run",
+        clean_removes_what_runs_left_and_never_a_live_run,
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -786,17 +859,8 @@ fn main() -> ExitCode {
         eprintln!("removed {} test image(s)", removed.images.len());
         // A scenario that failed midway may have left containers of its own runs.
         if failed > 0 {
-            let _ = tokio::time::timeout(Duration::from_secs(60), async {
-                for (id, _) in engine
-                    .find_labelled(&format!("{LABEL_MANAGED}=true"))
-                    .await?
-                    .containers
-                {
-                    engine.remove_container(&id).await?;
-                }
-                Ok::<(), harness::Error>(())
-            })
-            .await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(60), e2e::sweep_session(&engine)).await;
         }
     });
     println!("\n{passed} passed, {failed} failed");

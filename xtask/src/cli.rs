@@ -50,7 +50,9 @@ pub enum Command {
     Doctor,
     /// Provide each builder's base image: reuse, pull, or make it from Debian packages.
     Base(BaseArgs),
-    /// Remove every container and test image the tools left on the engine.
+    /// Remove what runs that are over left on the engine (containers, volumes,
+    /// test images); a live run's objects are never touched. With
+    /// PACHBUILD_SESSION set, only that session's.
     Clean(CleanArgs),
     /// Build builder images (and their bases), reusing unchanged ones.
     BuildBuilder(BuildBuilderArgs),
@@ -215,6 +217,10 @@ pub struct CleanArgs {
     /// with --cache, empty every cache scope.
     #[arg(long)]
     pub all: bool,
+    /// Only what run ID left (the id `run` prints in its first line); also
+    /// a run made on another machine sharing the engine.
+    #[arg(long, value_name = "ID", conflicts_with = "cache")]
+    pub run: Option<String>,
     /// Empty the build cache instead (of --cache-scope; of every scope
     /// with --all); nothing else is touched.
     #[arg(long)]

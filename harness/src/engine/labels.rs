@@ -64,10 +64,22 @@ impl Default for Labels {
 
 impl Labels {
     /// Labels for an object of `kind` made by `run`.
+    /// It also names this process as its owner, so that `clean` never
+    /// removes it while this process runs.
     pub fn for_run(run: &RunId, kind: &str) -> Self {
         Labels::default()
             .with(LABEL_RUN, run.as_str())
             .with(LABEL_KIND, kind)
+            .owned()
+    }
+
+    /// Names this process as the owner (see `owner`).
+    pub fn owned(self) -> Self {
+        let labels = self.with(super::owner::LABEL_OWNER, super::owner::this_process());
+        match super::owner::session() {
+            Some(session) => labels.with(super::owner::LABEL_SESSION, session),
+            None => labels,
+        }
     }
 
     /// Adds or replaces one label.

@@ -7,6 +7,8 @@
 
 mod labels;
 mod owned;
+pub mod owner;
+pub mod sweep;
 
 use std::collections::HashMap;
 use std::time::Duration;

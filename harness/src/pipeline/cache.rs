@@ -16,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
+use crate::engine::owner::{self, LABEL_OWNER};
 use crate::engine::{Engine, Labels, Owned, RunId, VolumeRemoval, LABEL_KIND, LABEL_RUN};
 use crate::error::{IoContext, Result};
 use crate::source::SourceSet;
@@ -161,7 +162,8 @@ impl<'a> BuildCache<'a> {
             .with(LABEL_KIND, kind)
             .with(LABEL_CACHE_KEY, key.as_str())
             .with(LABEL_CACHE_SCOPE, &self.options.scope)
-            .with(LABEL_MADE_BY, self.run.as_str());
+            .with(LABEL_MADE_BY, self.run.as_str())
+            .owned();
         // An entry of an ephemeral cache goes with the run's clean-up.
         if self.options.ephemeral || self.options.max_entries == 0 {
             labels.with(LABEL_RUN, self.run.as_str())
@@ -421,6 +423,11 @@ pub async fn collect_garbage(engine: &Engine) -> Result<Vec<String>> {
     for volume in &volumes {
         let kind = volume.labels.get(LABEL_KIND).map(String::as_str);
         if kind == Some(KIND_MARKER) || referenced.contains(&&volume.name) {
+            continue;
+        }
+        // A build in progress has no marker yet: its run still holds it.
+        let owner = volume.labels.get(LABEL_OWNER).map(String::as_str);
+        if !matches!(owner::liveness(owner), owner::Liveness::Gone) {
             continue;
         }
         if engine.remove_volume(&volume.name).await? == VolumeRemoval::Removed {

@@ -1,7 +1,7 @@
-//! `cargo xtask clean`: removes what the tools left on the engine.
+//! `cargo xtask clean`: removes what runs that are over left on the
+//! engine (never a live run's objects), or empties the caches.
 
-use harness::engine::VolumeRemoval;
-use harness::engine::{LABEL_EPHEMERAL, LABEL_KIND, LABEL_MANAGED};
+use harness::engine::sweep::{sweep, SweepOptions};
 use harness::pipeline::cache;
 use harness::Result;
 
@@ -13,46 +13,43 @@ pub async fn run(context: &Context, args: &CleanArgs) -> Result<i32> {
     if args.cache {
         return empty_cache(context, &engine, args).await;
     }
+    let swept = sweep(
+        &engine,
+        &SweepOptions {
+            run: args.run.clone(),
+            all_images: args.all,
+            image_prefix: Some(context.prefix.clone()),
+            // A session (tests, CI jobs) cleans only what it made.
+            session: harness::engine::owner::session().map(String::from),
+        },
+    )
+    .await?;
     let mut removed_any = false;
-    let managed = engine
-        .find_labelled(&format!("{LABEL_MANAGED}=true"))
-        .await?;
-    for (id, name) in &managed.containers {
-        engine.remove_container(id).await?;
-        println!("removed container {name}");
+    for what in &swept.removed {
+        println!("removed {what}");
         removed_any = true;
     }
-    let images = if args.all {
-        managed.images
-    } else {
-        engine
-            .find_labelled(&format!("{LABEL_EPHEMERAL}=true"))
-            .await?
-            .images
-    };
-    for (id, tag) in &images {
-        engine.remove_image(id).await?;
-        println!("removed image {tag}");
-        removed_any = true;
-    }
-    // Job volumes of runs that ended without their clean-up; a live run's
-    // are in use by its workers and stay.
-    for volume in engine
-        .volumes_labelled(&format!("{LABEL_KIND}=job"))
-        .await?
-    {
-        if engine.remove_volume(&volume.name).await? == VolumeRemoval::Removed {
-            println!("removed volume {}", volume.name);
+    // Builds that never became cache entries (a killed run's).
+    if args.run.is_none() && harness::engine::owner::session().is_none() {
+        for volume in cache::collect_garbage(&engine).await? {
+            println!("removed volume {volume} (an unfinished build)");
             removed_any = true;
         }
     }
-    // Builds that never became cache entries (an interrupted run).
-    for volume in cache::collect_garbage(&engine).await? {
-        println!("removed volume {volume}");
-        removed_any = true;
-    }
     if !removed_any {
         println!("nothing to clean");
+    }
+    for (run, pid) in &swept.live {
+        println!("left the objects of run {run}: it is still running (process {pid})");
+    }
+    for (run, host) in &swept.elsewhere {
+        println!(
+            "left the objects of run {run}: made on {host}, where it may still run \
+             (`cargo xtask clean --run {run}` removes them)"
+        );
+    }
+    for volume in &swept.in_use {
+        println!("left volume {volume}: a container still uses it");
     }
     Ok(0)
 }
