@@ -7,6 +7,7 @@
 
 mod labels;
 mod owned;
+mod registry;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -24,6 +25,7 @@ use crate::error::{Error, Result};
 
 pub use labels::{Labels, RunId, LABEL_EPHEMERAL, LABEL_KIND, LABEL_MANAGED, LABEL_RUN};
 pub use owned::Owned;
+pub use registry::PushAuth;
 
 /// Where bollard looks when `DOCKER_HOST` is unset.
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
