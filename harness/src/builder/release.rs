@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use sha2::{Digest, Sha256};
 
 use crate::builder::image::BuilderImage;
-use crate::engine::{Engine, Labels, RunId, LABEL_EPHEMERAL, LABEL_MANAGED};
+use crate::engine::{Engine, Labels, RunId, LABEL_EPHEMERAL};
 use crate::error::{Error, Result};
 
 /// The builder image id a release image was made from.
@@ -91,6 +91,20 @@ pub async fn ensure(
             });
         }
     }
+    // The same release made for another reference (another registry):
+    // name it too, so every registry gets the same image.
+    let made = engine
+        .find_labelled(&format!("{LABEL_RELEASE_HASH}={hash}"))
+        .await?;
+    if let Some((id, _)) = made.images.first() {
+        engine.tag_image(id, reference).await?;
+        forget_replaced(engine, previous, id).await?;
+        return Ok(ReleaseImage {
+            reference: reference.to_string(),
+            id: id.clone(),
+            reused: true,
+        });
+    }
     let mut all = Labels::for_run(run, "release")
         .with(LABEL_RELEASE_OF, &builder.id)
         .with(LABEL_RELEASE_HASH, &hash)
@@ -103,9 +117,22 @@ pub async fn ensure(
     let id = engine
         .build_image(context, reference, &HashMap::new(), &all, &mut |_| {})
         .await?;
-    // The image the reference named before, when nothing else names it.
+    forget_replaced(engine, previous, &id).await?;
+    Ok(ReleaseImage {
+        reference: reference.to_string(),
+        id,
+        reused: false,
+    })
+}
+
+/// Removes the release image `reference` named before, once nothing names it.
+async fn forget_replaced(
+    engine: &Engine,
+    previous: Option<crate::engine::ImageInfo>,
+    new_id: &str,
+) -> Result<()> {
     if let Some(old) = previous {
-        if old.id != id && old.labels.contains_key(LABEL_MANAGED) {
+        if old.id != new_id && old.labels.contains_key(LABEL_RELEASE_HASH) {
             if let Some(info) = engine.image(&old.id).await? {
                 if info.tags.is_empty() {
                     let _ = engine.remove_image(&old.id).await;
@@ -113,11 +140,7 @@ pub async fn ensure(
             }
         }
     }
-    Ok(ReleaseImage {
-        reference: reference.to_string(),
-        id,
-        reused: false,
-    })
+    Ok(())
 }
 
 /// A build context holding only a Dockerfile.

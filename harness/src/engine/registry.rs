@@ -48,11 +48,12 @@ impl Engine {
     }
 
     /// Removes one reference (`repo:tag`) of an image; the image stays while
-    /// another reference names it. A reference already gone is not an error.
+    /// another reference names it (else it goes, with the untagged images it
+    /// was built on). A reference already gone is not an error.
     pub async fn untag(&self, reference: &str) -> Result<()> {
         let options = q::RemoveImageOptions {
             force: false,
-            noprune: true,
+            noprune: false,
             ..Default::default()
         };
         match self
@@ -74,6 +75,42 @@ impl Engine {
             Err(e) if super::is_not_found(&e) => Ok(Vec::new()),
             Err(e) => Err(engine_err("inspect image", image, e)),
         }
+    }
+
+    /// Images carrying label `key=value`, with every reference to them:
+    /// (id, `repo:tag`s, `repo@digest`s).
+    pub async fn image_references(
+        &self,
+        label_filter: &str,
+    ) -> Result<Vec<(String, Vec<String>, Vec<String>)>> {
+        let filters = std::collections::HashMap::from([(
+            "label".to_string(),
+            vec![label_filter.to_string()],
+        )]);
+        let listed = self
+            .docker
+            .list_images(Some(q::ListImagesOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| engine_err("list images labelled", label_filter, e))?;
+        Ok(listed
+            .into_iter()
+            .map(|i| {
+                let tags = i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect();
+                let digests = i
+                    .repo_digests
+                    .into_iter()
+                    .filter(|d| d != "<none>@<none>")
+                    .collect();
+                (i.id, tags, digests)
+            })
+            .collect())
     }
 
     /// When the image was made (RFC 3339, as the engine reports it).
