@@ -9,6 +9,7 @@ pub mod error;
 pub mod fixture;
 pub mod output;
 pub mod pipeline;
+pub mod registry;
 pub mod runner;
 pub mod source;
 pub mod spec;

@@ -24,6 +24,7 @@ impl Cli {
         match &self.command {
             Command::Run(args) => args.pipeline.keep,
             Command::TestBuilder(args) => args.pipeline.keep,
+            Command::Publish(args) => args.pipeline.keep,
             _ => false,
         }
     }
@@ -66,6 +67,8 @@ pub enum Command {
     NewBuilder(crate::commands::new_builder::NewBuilderArgs),
     /// Benchmarks, printed side by side with their baselines.
     Bench(crate::commands::bench::BenchArgs),
+    /// Build, validate and test builders, then push those that passed to a registry.
+    Publish(crate::commands::publish::PublishArgs),
 }
 
 #[derive(Debug, Args)]

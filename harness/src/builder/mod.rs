@@ -3,6 +3,7 @@
 pub mod base;
 pub mod image;
 pub mod meta;
+pub mod release;
 pub mod validate;
 
 pub use base::{Base, BaseFrom, BaseOptions, BaseSource};

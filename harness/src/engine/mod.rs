@@ -8,6 +8,7 @@
 mod labels;
 mod owned;
 pub mod owner;
+mod registry;
 pub mod sweep;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use crate::error::{Error, Result};
 
 pub use labels::{Labels, RunId, LABEL_EPHEMERAL, LABEL_KIND, LABEL_MANAGED, LABEL_RUN};
 pub use owned::Owned;
+pub use registry::PushAuth;
 
 /// Where bollard looks when `DOCKER_HOST` is unset.
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";

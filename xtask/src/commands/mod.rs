@@ -6,8 +6,9 @@ pub mod build_builder;
 mod clean;
 mod doctor;
 pub mod new_builder;
+pub mod publish;
 mod run;
-mod test_builder;
+pub mod test_builder;
 pub mod validate;
 
 use harness::Result;
@@ -27,6 +28,24 @@ pub async fn dispatch(command: Command, context: &Context) -> Result<i32> {
         Command::Validate(args) => validate::run(context, &args).await,
         Command::NewBuilder(args) => new_builder::run(context, &args).await,
         Command::Bench(args) => bench::run(context, &args).await,
+        Command::Publish(args) => publish::run(context, &args).await,
+    }
+}
+
+/// Where a command's report lines go: stdout, or stderr when stdout is kept
+/// for a machine-readable document (`publish --json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Out {
+    Stdout,
+    Stderr,
+}
+
+impl Out {
+    pub fn line(self, text: impl std::fmt::Display) {
+        match self {
+            Out::Stdout => println!("{text}"),
+            Out::Stderr => eprintln!("{text}"),
+        }
     }
 }
 

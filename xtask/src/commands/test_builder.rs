@@ -1,11 +1,12 @@
 //! `cargo xtask test-builder [LANG...] [--fixture DIR]...`: runs fixtures
 //! against builder images and prints one line per fixture and a summary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use futures_util::StreamExt;
 
+use harness::builder::BuilderMeta;
 use harness::error::exit;
 use harness::fixture::Fixture;
 use harness::runner::Runner;
@@ -13,7 +14,7 @@ use harness::{Error, Result};
 
 use crate::cli::TestBuilderArgs;
 use crate::commands::build_builder::print_build_line;
-use crate::commands::pipeline_runner_options;
+use crate::commands::{pipeline_runner_options, Out};
 use crate::context::Context;
 
 /// One fixture to run, with the builder it belongs to.
@@ -36,7 +37,7 @@ pub async fn run(context: &Context, args: &TestBuilderArgs) -> Result<i32> {
     let at_once = options.jobs;
     options.jobs = 1;
     let runner = Runner::connect(context.builders_dir(), options).await?;
-    let result = run_all(&runner, &planned, args.verbose, at_once).await;
+    let result = run_all(&runner, &planned, args.verbose, at_once, Out::Stdout).await;
     if !args.pipeline.keep {
         if let Err(e) = runner.clean_up().await {
             eprintln!("warning: {e}");
@@ -51,13 +52,7 @@ fn plan(context: &Context, args: &TestBuilderArgs) -> Result<Vec<Planned>> {
     let mut planned = Vec::new();
     if args.fixtures.is_empty() {
         for (dir, meta) in context.builders(&args.languages)? {
-            for fixture in Fixture::discover(&dir)? {
-                planned.push(Planned {
-                    label: format!("{}/{}", meta.language, fixture.name),
-                    fixture,
-                    language: Some(meta.language.clone()),
-                });
-            }
+            planned.extend(builder_fixtures(&dir, &meta)?);
         }
     } else {
         // With --fixture, a named builder (at most one) is the default language.
@@ -88,11 +83,44 @@ fn plan(context: &Context, args: &TestBuilderArgs) -> Result<Vec<Planned>> {
     Ok(planned)
 }
 
+/// The fixtures of one builder folder (`<dir>/fixtures/*`).
+fn builder_fixtures(dir: &Path, meta: &BuilderMeta) -> Result<Vec<Planned>> {
+    Ok(Fixture::discover(dir)?
+        .into_iter()
+        .map(|fixture| Planned {
+            label: format!("{}/{}", meta.language, fixture.name),
+            fixture,
+            language: Some(meta.language.clone()),
+        })
+        .collect())
+}
+
+/// How many fixtures a builder folder has.
+pub fn fixture_count(dir: &Path) -> Result<usize> {
+    Ok(Fixture::discover(dir)?.len())
+}
+
+/// Runs every fixture of one builder, as `test-builder LANG` does, printing
+/// one line per fixture to `out`. Returns (passed, failed). `publish` runs
+/// the same fixtures.
+pub async fn run_builder_fixtures(
+    runner: &Runner,
+    dir: &Path,
+    meta: &BuilderMeta,
+    verbose: bool,
+    at_once: usize,
+    out: Out,
+) -> Result<(usize, usize)> {
+    let planned = builder_fixtures(dir, meta)?;
+    run_all(runner, &planned, verbose, at_once, out).await
+}
+
 async fn run_all(
     runner: &Runner,
     planned: &[Planned],
     verbose: bool,
     at_once: usize,
+    out: Out,
 ) -> Result<(usize, usize)> {
     // Build every needed builder first, so its output doesn't interleave
     // with the fixtures' lines.
@@ -108,7 +136,10 @@ async fn run_all(
             })
             .await?;
         let how = if image.reused { "reused" } else { "built" };
-        println!("{language}: {} ({how}) on {base}", image.image);
+        out.line(format_args!(
+            "{language}: {} ({how}) on {base}",
+            image.image
+        ));
     }
 
     // Results come back in fixture order whatever finishes first; each
@@ -163,13 +194,13 @@ async fn run_all(
                 } else {
                     ""
                 };
-                println!("PASS {} ({seconds:.1}s{note})", item.label);
+                out.line(format_args!("PASS {} ({seconds:.1}s{note})", item.label));
             }
             Err(why) => {
                 failed += 1;
-                println!("FAIL {} ({seconds:.1}s)", item.label);
+                out.line(format_args!("FAIL {} ({seconds:.1}s)", item.label));
                 for line in why.lines() {
-                    println!("     {line}");
+                    out.line(format_args!("     {line}"));
                 }
             }
         }

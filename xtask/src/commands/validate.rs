@@ -16,7 +16,7 @@ use harness::runner::Runner;
 use harness::{Error, Result};
 
 use crate::commands::build_builder::print_build_line;
-use crate::commands::runner_options;
+use crate::commands::{runner_options, Out};
 use crate::context::Context;
 
 #[derive(Debug, clap::Args)]
@@ -77,32 +77,48 @@ async fn validate_all(
     dirs: &[PathBuf],
     verbose: bool,
 ) -> Result<(usize, BTreeSet<String>)> {
-    let shown_from = std::env::current_dir().unwrap_or_default();
     let mut total = 0;
     let mut notes = BTreeSet::new();
     for dir in dirs {
-        let name = folder_name(dir);
-        let (mut outcome, lint) = check_folder(dir).await?;
-        notes.extend(lint.skipped);
-        if let Some(runner) = runner {
-            check_image(runner, dir, &name, verbose, &mut outcome).await?;
-        }
-        // Grouped by file, in line order (stable: checks keep their order on a line).
-        outcome
-            .problems
-            .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-        total += outcome.problems.len();
-        let status = match outcome.problems.len() {
-            0 => "ok".to_string(),
-            n => format!("{n} problem(s)"),
-        };
-        println!("{name}: {status} ({})", outcome.checked.join(", "));
-        for problem in &outcome.problems {
-            let shown = problem.relative_to(&shown_from).to_string();
-            println!("  {}", shown.replace('\n', "\n  "));
-        }
+        total += validate_builder(runner, dir, verbose, Out::Stdout, &mut notes).await?;
     }
     Ok((total, notes))
+}
+
+/// Validates one builder folder (and its image, given a runner), prints its
+/// line and its problems to `out`, and returns how many problems it has.
+/// Skipped linters are added to `notes`. `publish` runs the same checks.
+pub async fn validate_builder(
+    runner: Option<&Runner>,
+    dir: &Path,
+    verbose: bool,
+    out: Out,
+    notes: &mut BTreeSet<String>,
+) -> Result<usize> {
+    let shown_from = std::env::current_dir().unwrap_or_default();
+    let name = folder_name(dir);
+    let (mut outcome, lint) = check_folder(dir).await?;
+    notes.extend(lint.skipped);
+    if let Some(runner) = runner {
+        check_image(runner, dir, &name, verbose, &mut outcome).await?;
+    }
+    // Grouped by file, in line order (stable: checks keep their order on a line).
+    outcome
+        .problems
+        .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    let status = match outcome.problems.len() {
+        0 => "ok".to_string(),
+        n => format!("{n} problem(s)"),
+    };
+    out.line(format_args!(
+        "{name}: {status} ({})",
+        outcome.checked.join(", ")
+    ));
+    for problem in &outcome.problems {
+        let shown = problem.relative_to(&shown_from).to_string();
+        out.line(format_args!("  {}", shown.replace('\n', "\n  ")));
+    }
+    Ok(outcome.problems.len())
 }
 
 /// The static checks and linters of one folder (off the async threads: the
