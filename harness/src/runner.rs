@@ -57,6 +57,8 @@ pub struct RunnerOptions {
     /// Where outputs are assembled before they are judged or moved into
     /// place (temporary folders inside it).
     pub scratch_dir: PathBuf,
+    /// Tries, keep going, secrets.
+    pub datums: pipeline::DatumOptions,
 }
 
 impl Default for RunnerOptions {
@@ -74,6 +76,7 @@ impl Default for RunnerOptions {
             jobs: pipeline::default_jobs(),
             cache: CacheOptions::default(),
             scratch_dir: std::env::temp_dir(),
+            datums: pipeline::DatumOptions::default(),
         }
     }
 }
@@ -234,6 +237,7 @@ impl Runner {
             jobs: self.options.jobs,
             cache: self.options.cache.clone(),
             scratch_dir: self.options.scratch_dir.clone(),
+            datums: self.options.datums.clone(),
         };
         pipeline::execute(&self.engine, prepared, &options, sink).await
     }

@@ -119,6 +119,18 @@ pub struct PipelineArgs {
     /// the platform does); the build output may still be reused.
     #[arg(long)]
     pub reprocess: bool,
+    /// Tries of a failing datum (default: the spec's `datum_tries`, else the
+    /// platform's 3); `--datum-tries 1` for quick feedback.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub datum_tries: Option<u32>,
+    /// Run every datum and report every failure at the end (default: stop at
+    /// the first failing datum).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// The contents of a secret of `transform.secrets`: a folder of one file
+    /// per key, or a file of KEY=VALUE lines. Repeat for each secret.
+    #[arg(long = "secret", value_name = "NAME=PATH", value_parser = parse_secret)]
+    pub secrets: Vec<(String, PathBuf)>,
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
@@ -230,4 +242,17 @@ pub struct CleanArgs {
     pub cache: bool,
     #[command(flatten)]
     pub cache_args: CacheArgs,
+}
+
+/// `--secret NAME=PATH`.
+fn parse_secret(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!(
+            "expected NAME=PATH (the secret's name in the spec, and a folder of one file per key \
+             or a file of KEY=VALUE lines), e.g. `--secret db=./secrets/db`; got {text:?}"
+        )),
+    }
 }

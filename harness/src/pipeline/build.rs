@@ -220,6 +220,7 @@ pub async fn run(
             phase: Phase::Build,
             datum: None,
             exit_code: code,
+            why: None,
             log_path: log.path.clone(),
             tail: log.tail(),
         }));

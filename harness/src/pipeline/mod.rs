@@ -17,6 +17,7 @@ pub mod cache;
 pub mod datum_cache;
 pub mod log;
 mod run;
+pub mod settings;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -96,6 +97,21 @@ pub struct RunOptions {
     /// Where the output is assembled (a temporary folder inside it); on the
     /// file system of its final place, so that keeping it is a rename.
     pub scratch_dir: PathBuf,
+    /// Command-line choices about datums (tries, keep going, secrets).
+    pub datums: DatumOptions,
+}
+
+/// Command-line choices about how datums run.
+#[derive(Debug, Clone, Default)]
+pub struct DatumOptions {
+    /// Tries of a failing datum, instead of the spec's `datum_tries`.
+    pub tries: Option<u32>,
+    /// Run every datum and report every failure, instead of stopping at
+    /// the first.
+    pub keep_going: bool,
+    /// Where each secret of `transform.secrets` is (`--secret NAME=PATH`): a
+    /// folder of one file per key, or a file of `KEY=VALUE` lines.
+    pub secrets: BTreeMap<String, PathBuf>,
 }
 
 /// The number of cores: the default number of workers.
@@ -126,6 +142,8 @@ pub struct PhaseFailure {
     /// The failing datum (`describe()` form) and its id, in the run phase.
     pub datum: Option<(String, String)>,
     pub exit_code: i64,
+    /// How it failed beyond the code: `after 3 tries`, a time limit.
+    pub why: Option<String>,
     pub log_path: PathBuf,
     pub tail: Vec<String>,
 }
@@ -144,11 +162,21 @@ impl fmt::Display for PhaseFailure {
                 self.phase, self.exit_code
             )?,
         }
+        if let Some(why) = &self.why {
+            write!(f, " ({why})")?;
+        }
         writeln!(f, "; last lines of its log:")?;
         for line in &self.tail {
             writeln!(f, "  | {line}")?;
         }
-        write!(f, "full log: {}", self.log_path.display())
+        write!(f, "full log: {}", self.log_path.display())?;
+        if let (Phase::Run, Some((_, id))) = (&self.phase, &self.datum) {
+            write!(
+                f,
+                "\nrerun only this datum: the same command with `--datum {id}`"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -257,6 +285,11 @@ pub struct Report {
     pub workers: usize,
     /// Datums skipped: unchanged since an earlier run, their outputs reused.
     pub datums_reused: usize,
+    /// Datums that failed and that `err_cmd` recovered (index, id): the job
+    /// goes on without their output, as on the platform.
+    pub datums_recovered: Vec<(usize, String)>,
+    /// Failures after the first, in datum order (`--keep-going`).
+    pub more_failures: Vec<PhaseFailure>,
     /// The build cache entry the run phase used (source and build volumes).
     pub build_entry: Option<CacheEntry>,
 }
@@ -276,6 +309,7 @@ impl Report {
                 phase: Phase::Build,
                 datum: None,
                 exit_code: -1,
+                why: None,
                 log_path: PathBuf::new(),
                 tail: Vec::new(),
             }),
@@ -288,6 +322,8 @@ impl Report {
             datums_time: Duration::ZERO,
             workers: 0,
             datums_reused: 0,
+            datums_recovered: Vec::new(),
+            more_failures: Vec::new(),
             build_entry: None,
         }
     }
@@ -336,6 +372,8 @@ pub async fn execute(
     // The build's volumes are named before it runs, so the workers start
     // (and receive the inputs) while it runs. The plan owns fresh volumes
     // until the cache takes them, and they go only after the workers.
+    // Bad settings (a secret without a value) stop here, before anything runs.
+    let settings = settings::DatumSettings::new(prepared, options)?;
     let started = Instant::now();
     let plan = build::plan(engine, prepared, options).await?;
 
@@ -374,16 +412,23 @@ pub async fn execute(
         .map(|(index, datum)| (format!("{} ({})", datum.id(), datum.describe()), *index))
         .collect();
     let ran: Vec<usize> = to_run.iter().map(|(i, _)| *i).collect();
+    // Recovered datums are not stored: the platform retries them next time.
+    let recovered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
     let numbers: Vec<usize> = selected
         .iter()
         .enumerate()
         .filter(|(_, (i, _))| !reused(i))
         .map(|(position, _)| position + 1)
         .collect();
-    let before_merge = move |datums_dir: &Path| -> Result<Vec<String>> {
-        match job_cache {
-            Some(job_cache) => job_cache.store_and_fill(&ran, datums_dir),
-            None => Ok(Vec::new()),
+    let before_merge = {
+        let recovered = recovered.clone();
+        move |datums_dir: &Path| -> Result<Vec<String>> {
+            let recovered = recovered.lock().map(|r| r.clone()).unwrap_or_default();
+            let ran: Vec<usize> = ran.into_iter().filter(|i| !recovered.contains(i)).collect();
+            match job_cache {
+                Some(job_cache) => job_cache.store_and_fill(&ran, datums_dir),
+                None => Ok(Vec::new()),
+            }
         }
     };
 
@@ -470,20 +515,34 @@ pub async fn execute(
     // Entries that left the cache are deleted while the datums run.
     let running = async {
         match crew {
-            Some(mut crew) => match crew
-                .run(
+            Some(mut crew) => match with_job_timeout(
+                settings.job_timeout,
+                options,
+                crew.run(
                     &to_run,
                     (&numbers, selected.len()),
+                    options.datums.keep_going,
                     build_end,
                     &mut report,
                     sink,
-                )
-                .await
+                ),
+            )
+            .await
             {
-                Ok(None) => crew
-                    .collect_and_finish(merge_order, before_merge, options, &mut out, &mut report)
+                Ok(None) => {
+                    if let Ok(mut r) = recovered.lock() {
+                        r.extend(report.datums_recovered.iter().map(|(i, _)| *i));
+                    }
+                    crew.collect_and_finish(
+                        merge_order,
+                        before_merge,
+                        options,
+                        &mut out,
+                        &mut report,
+                    )
                     .await
-                    .map(|()| None),
+                    .map(|()| None)
+                }
                 other => {
                     crew.finish(options.keep, &mut report.kept).await;
                     other
@@ -573,4 +632,30 @@ pub(crate) async fn merge_outputs(
     })
     .await
     .map_err(|e| crate::Error::Failed(format!("merging the outputs stopped: {e}")))?
+}
+
+/// Runs the datums within the spec's `job_timeout`, if any; past it, the
+/// job fails (the caller then removes the workers, which kills the datums).
+async fn with_job_timeout(
+    limit: Option<Duration>,
+    options: &RunOptions,
+    run: impl std::future::Future<Output = Result<Option<PhaseFailure>>>,
+) -> Result<Option<PhaseFailure>> {
+    let Some(limit) = limit else {
+        return run.await;
+    };
+    match tokio::time::timeout(limit, run).await {
+        Ok(outcome) => outcome,
+        Err(_) => Ok(Some(PhaseFailure {
+            phase: Phase::Run,
+            datum: None,
+            exit_code: -1,
+            why: Some(format!(
+                "killed: the job ran past job_timeout ({}s); its datums were stopped",
+                limit.as_secs_f64()
+            )),
+            log_path: options.log_dir.clone(),
+            tail: Vec::new(),
+        })),
+    }
 }

@@ -67,6 +67,7 @@ pub fn problems(loaded: &LoadedSpec) -> Vec<Error> {
     if spec.transform.build.is_some() {
         c.build_path(loaded);
     }
+    c.datum_rules(spec);
     c.out
 }
 
@@ -229,6 +230,77 @@ impl Checker<'_> {
     ) {
         self.out
             .push(Error::invalid(&self.file.path, field, problem, fix));
+    }
+
+    /// Tries, time limits, accepted codes and secrets: the fields that
+    /// shape how each datum runs.
+    fn datum_rules(&mut self, spec: &PipelineSpec) {
+        if let Some(tries) = spec.datum_tries {
+            if tries < 0 {
+                self.push(
+                    "datum_tries",
+                    format!("is {tries}; a datum is tried at least once"),
+                    "set `datum_tries` to 1 or more (0 or absent means the platform's default, 3)",
+                );
+            }
+        }
+        for (field, value) in [
+            ("datum_timeout", &spec.datum_timeout),
+            ("job_timeout", &spec.job_timeout),
+        ] {
+            if let Some(text) = non_empty(value) {
+                if let Err(why) = super::duration::parse_go_duration(text) {
+                    self.push(
+                        field,
+                        format!("`{text}` is not a duration: {why}"),
+                        format!("write `{field}` as the platform does, e.g. `\"30s\"`, `\"5m\"` or `\"1h30m\"`"),
+                    );
+                }
+            }
+        }
+        for (i, code) in spec.transform.accept_return_code.iter().enumerate() {
+            if !(0..=255).contains(code) {
+                self.push(
+                    format!("transform.accept_return_code[{i}]"),
+                    format!("{code} is not an exit code a process can return"),
+                    "list exit codes between 0 and 255",
+                );
+            }
+        }
+        if !spec.transform.err_stdin.is_empty() && spec.transform.err_cmd.is_empty() {
+            self.push(
+                "transform.err_stdin",
+                "is set but `transform.err_cmd` is not, so nothing reads it",
+                "add `err_cmd` (e.g. `[\"sh\"]`), or remove `err_stdin`",
+            );
+        }
+        for (i, secret) in spec.transform.secrets.iter().enumerate() {
+            let field = format!("transform.secrets[{i}]");
+            if secret.name.trim().is_empty() {
+                self.push(
+                    format!("{field}.name"),
+                    "is empty: a secret is found by its name",
+                    "set `name` (locally, `--secret NAME=PATH` gives its contents)",
+                );
+            }
+            match (
+                non_empty(&secret.env_var),
+                non_empty(&secret.key),
+                non_empty(&secret.mount_path),
+            ) {
+                (Some(_), None, _) => self.push(
+                    format!("{field}.key"),
+                    "is missing: `env_var` takes the value of one key of the secret",
+                    "set `key` to the secret's key to put in the variable",
+                ),
+                (None, _, None) => self.push(
+                    field,
+                    "has neither `env_var` nor `mount_path`, so the code never sees it",
+                    "set `mount_path` (a folder of one file per key) or `env_var` with `key`",
+                ),
+                _ => {}
+            }
+        }
     }
 
     fn pipeline_name(&mut self, spec: &PipelineSpec) {

@@ -90,6 +90,11 @@ pub fn pipeline_runner_options(
             ..harness::pipeline::CacheOptions::default()
         },
         scratch_dir: context.target_dir().join("tmp"),
+        datums: harness::pipeline::DatumOptions {
+            tries: args.datum_tries,
+            keep_going: args.keep_going,
+            secrets: args.secrets.iter().cloned().collect(),
+        },
         ..runner_options(context, &args.base)
     }
 }

@@ -70,6 +70,9 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
     for warning in &report.warnings {
         eprintln!("warning: {warning}");
     }
+    for (_, id) in &report.datums_recovered {
+        eprintln!("note: datum {id} failed and err_cmd recovered it: the output has nothing of it");
+    }
     if !report.kept.is_empty() {
         eprintln!("kept for debugging (remove with `cargo xtask clean`):");
         for object in &report.kept {
@@ -87,6 +90,12 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         }
         Err(failure) => {
             eprintln!("error: {failure}");
+            for more in &report.more_failures {
+                eprintln!("error: {more}");
+            }
+            if !report.more_failures.is_empty() {
+                eprintln!("{} datums failed", report.more_failures.len() + 1);
+            }
             Ok(harness::error::exit::FAILED)
         }
     }

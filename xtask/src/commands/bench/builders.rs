@@ -346,6 +346,7 @@ impl StagedRun {
             jobs: 1,
             cache: Default::default(),
             scratch_dir: std::env::temp_dir(),
+            datums: Default::default(),
         };
         StagedRun {
             side,
