@@ -213,10 +213,13 @@ impl Runner {
                     .await?;
             }
         }
-        for image in [
-            &prepared.resolved.builder_image,
-            &prepared.resolved.run_image,
-        ] {
+        let resolved = &prepared.resolved;
+        let images = if resolved.has_build {
+            vec![&resolved.builder_image, &resolved.run_image]
+        } else {
+            vec![&resolved.run_image]
+        };
+        for image in images {
             if self.engine.image(image).await?.is_none() {
                 return Err(Error::invalid(
                     &prepared.loaded.path,

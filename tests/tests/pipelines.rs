@@ -93,13 +93,14 @@ fn every_pipeline_fixture_passes() {
         "datum-timeout",
         "files-and-env",
         "working-dir",
+        "ordinary",
     ] {
         command.arg("--fixture").arg(pipeline(name));
     }
     command
         .assert()
         .success()
-        .stdout(predicate::str::contains("12 passed, 0 failed"));
+        .stdout(predicate::str::contains("13 passed, 0 failed"));
 }
 
 fn a_wrong_expected_output_fails_with_a_diff() {

@@ -56,7 +56,16 @@ pub fn prepare(
     repos: &BTreeMap<String, PathBuf>,
 ) -> Result<Prepared> {
     crate::spec::validate::validate(&loaded)?;
-    let source = source::collect_source(&resolved.build_path)?;
+    let source = if resolved.has_build {
+        source::collect_source(&resolved.build_path)?
+    } else {
+        // An ordinary pipeline has no source to build.
+        SourceSet {
+            root: resolved.build_path.clone(),
+            files: Vec::new(),
+            warnings: Vec::new(),
+        }
+    };
     let input = loaded.spec.input.clone().unwrap_or_default();
     let datums = datum::plan(&input, repos)?;
     let pipeline_name = loaded
@@ -273,6 +282,8 @@ pub struct Report {
     pub build_time: Duration,
     /// The build output came from the cache.
     pub build_reused: bool,
+    /// A build pipeline (false: an ordinary one, with no build phase).
+    pub has_build: bool,
     /// From the end of the build phase to the start of the first datum:
     /// starting workers and sending the inputs.
     pub handoff_time: Option<Duration>,
@@ -317,6 +328,7 @@ impl Report {
             kept: Vec::new(),
             build_time: Duration::ZERO,
             build_reused: false,
+            has_build: true,
             handoff_time: None,
             datum_times: Vec::new(),
             datums_time: Duration::ZERO,
@@ -337,7 +349,11 @@ impl Report {
         format!(
             "timings: build={:.3}s ({}) handoff={handoff} datums={:.3}s total={:.3}s workers={} reused-datums={}",
             self.build_time.as_secs_f64(),
-            if self.build_reused { "reused" } else { "built" },
+            match (self.has_build, self.build_reused) {
+                (false, _) => "none",
+                (true, true) => "reused",
+                (true, false) => "built",
+            },
             self.datums_time.as_secs_f64(),
             total.as_secs_f64(),
             self.workers,
@@ -367,6 +383,7 @@ pub async fn execute(
         None => prepared.datums.iter().enumerate().collect(),
     };
     let mut report = Report::new(prepared.source.warnings.clone());
+    report.has_build = prepared.resolved.has_build;
     let mut out = OutputDir::new(&options.scratch_dir)?;
 
     // The build's volumes are named before it runs, so the workers start
@@ -433,10 +450,10 @@ pub async fn execute(
     };
 
     if to_run.is_empty() && !selected.is_empty() {
-        // Every datum is reused (so is the build, see `open_datum_cache`):
+        // Every datum is reused (so is the build, if any: see `open_datum_cache`):
         // no container starts. Reusing a build only prints that it did.
         let _ = build::run(engine, prepared, options, &plan, &mut report.kept, sink).await?;
-        report.build_entry = Some(plan.entry());
+        report.build_entry = prepared.resolved.has_build.then(|| plan.entry());
         report.build_time = started.elapsed();
         report.build_reused = true;
         announce_skipped(sink);
@@ -448,9 +465,10 @@ pub async fn execute(
     }
 
     let entry = plan.entry();
+    let has_build = prepared.resolved.has_build;
     let volumes = WorkerVolumes {
-        source: Some(entry.source_volume.clone()),
-        build: Some(entry.build_volume.clone()),
+        source: has_build.then(|| entry.source_volume.clone()),
+        build: has_build.then(|| entry.build_volume.clone()),
         job: String::new(),
     };
     let starting_crew = async {
@@ -467,7 +485,7 @@ pub async fn execute(
     report.build_time = started.elapsed();
     let build_end = Instant::now();
     report.build_reused = plan.reuses();
-    report.build_entry = Some(entry);
+    report.build_entry = has_build.then_some(entry);
 
     let (keep, kept) = (options.keep, &mut report.kept);
     let failure = match (built, crew) {
@@ -577,7 +595,7 @@ async fn open_datum_cache(
     }
     let resolved = &prepared.resolved;
     // The build key covers the builder image's id already.
-    let run_image_id = if resolved.run_image == resolved.builder_image {
+    let run_image_id = if resolved.has_build && resolved.run_image == resolved.builder_image {
         "the builder image".to_string()
     } else {
         engine
@@ -589,15 +607,15 @@ async fn open_datum_cache(
         .map_err(|e| crate::Error::Failed(format!("cannot serialize the spec: {e}")))?;
     let job = datum_cache::JobKey::new(&datum_cache::JobInputs {
         spec_json: &spec_json,
-        build_key: plan.key().as_str(),
+        build_key: plan.key_text(),
         run_image_id: &run_image_id,
         command: &resolved.command,
         stdin: &resolved.stdin,
         network: options.run_network,
     });
-    // Outputs of datums are looked up only on a reused build: a new build
-    // has a new key, so no datum of it was ever stored.
-    let look_up = plan.reuses() && options.cache.read && !options.cache.reprocess;
+    // Outputs of datums are looked up only on a reused build (or none): a
+    // new build has a new key, so no datum of it was ever stored.
+    let look_up = plan.output_known() && options.cache.read && !options.cache.reprocess;
     datum_cache::JobCache::open(
         &options.cache,
         job,

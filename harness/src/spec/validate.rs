@@ -1,5 +1,6 @@
 //! The rules the platform's client enforced before it ran a build pipeline,
-//! plus the few a local run adds (no `join`/`group`, a build is required).
+//! plus the few a local run adds. A spec without `transform.build` is an
+//! ordinary pipeline (`transform.image` runs `transform.cmd`).
 //!
 //! Every problem is an [`Error::Invalid`] naming the dotted field path, what is
 //! wrong and what to write instead, so a user can fix the spec from the
@@ -34,12 +35,16 @@ pub fn problems(loaded: &LoadedSpec) -> Vec<Error> {
     let spec = &loaded.spec;
     c.pipeline_name(spec);
     match &spec.transform.build {
-        None => c.push(
-            "transform.build",
-            "the spec has no `transform.build`; this harness runs build pipelines only",
-            "add a build under `transform`, e.g. `\"build\": {\"language\": \"python\", \"path\": \"./source\"}`; \
-             a pipeline with its own image runs on the platform as it is",
-        ),
+        // An ordinary pipeline: `resolve` names a missing image or command.
+        None => {
+            if spec.input.is_none() && spec.spout.is_none() {
+                c.push(
+                    "input",
+                    "the pipeline has no input: its code runs once per datum of an input",
+                    "add an input, e.g. `\"input\": {\"pfs\": {\"repo\": \"data\", \"glob\": \"/*\"}}`",
+                );
+            }
+        }
         Some(build) => {
             if let Err(e) = builder_choice(&loaded.path, build) {
                 c.out.push(e);
@@ -639,10 +644,12 @@ mod tests {
     }
 
     #[test]
-    fn a_build_is_required() {
+    fn an_ordinary_pipeline_is_valid_and_needs_an_input() {
         let spec = r#"{"pipeline": {"name": "p"}, "transform": {"image": "x", "cmd": ["a"]}, "input": {"pfs": {"repo": "a", "glob": "/"}}}"#;
-        let text = only(spec, "transform.build");
-        assert!(text.contains("build pipelines only"), "{text}");
+        assert!(check(spec).is_empty());
+        let no_input = r#"{"pipeline": {"name": "p"}, "transform": {"image": "x", "cmd": ["a"]}}"#;
+        let text = only(no_input, "input");
+        assert!(text.contains("no input"), "{text}");
     }
 
     #[test]

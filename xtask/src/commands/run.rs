@@ -50,10 +50,14 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         options.scratch_dir = parent.to_path_buf();
     }
     let runner = Runner::connect(context.builders_dir(), options).await?;
+    let build = if prepared.resolved.has_build {
+        format!("build in {}", prepared.resolved.builder_image)
+    } else {
+        "no build (an ordinary pipeline)".to_string()
+    };
     eprintln!(
-        "{}: build in {}, run `{}` in {} over {} datum(s) (run {})",
+        "{}: {build}, run `{}` in {} over {} datum(s) (run {})",
         prepared.pipeline_name,
-        prepared.resolved.builder_image,
         prepared.resolved.command.join(" "),
         prepared.resolved.run_image,
         args.datum.as_ref().map_or(prepared.datums.len(), |_| 1),
