@@ -196,6 +196,7 @@ pub async fn run(
                     read_only: false,
                 },
             ],
+            sandbox: options.sandbox(Phase::Build),
         })
         .await?;
     let container = Owned::container(engine, container);

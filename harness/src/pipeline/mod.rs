@@ -121,6 +121,43 @@ pub struct DatumOptions {
     /// Where each secret of `transform.secrets` is (`--secret NAME=PATH`): a
     /// folder of one file per key, or a file of `KEY=VALUE` lines.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// Memory of each container, bytes (default: [`default_memory`]).
+    pub memory: Option<u64>,
+    /// The user the datums run as, instead of `transform.user`.
+    pub user: Option<String>,
+}
+
+/// Processes a phase's container may run at once.
+pub const PIDS_LIMIT: i64 = 4096;
+
+/// A sane share of the machine for one container: half its memory, at
+/// least 512 MiB (the workers of a job each get this much).
+pub fn default_memory() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(4 << 20);
+    (total_kib * 1024 / 2).max(512 << 20)
+}
+
+impl RunOptions {
+    /// The limits of a phase's container: memory, processes, no new
+    /// privileges; the run phase also drops capabilities (the build phase
+    /// keeps the image's: package tools may need them).
+    pub fn sandbox(&self, phase: Phase) -> crate::engine::Sandbox {
+        let memory = self.datums.memory.unwrap_or_else(default_memory);
+        crate::engine::Sandbox {
+            memory: i64::try_from(memory).ok(),
+            nano_cpus: None,
+            pids: Some(PIDS_LIMIT),
+            drop_capabilities: phase == Phase::Run,
+            no_new_privileges: true,
+        }
+    }
 }
 
 /// The number of cores: the default number of workers.

@@ -29,6 +29,8 @@ pub struct DatumSettings {
     pub datum_timeout: Option<Duration>,
     pub job_timeout: Option<Duration>,
     pub working_dir: Option<String>,
+    /// The user the worker (and so the command) runs as.
+    pub user: Option<String>,
     /// Inputs whose files appear empty (`empty_files`).
     pub empty_inputs: Vec<String>,
     pub err_cmd: Vec<String>,
@@ -79,6 +81,11 @@ impl DatumSettings {
             datum_timeout: duration("datum_timeout", &spec.datum_timeout)?,
             job_timeout: duration("job_timeout", &spec.job_timeout)?,
             working_dir: non_empty(&spec.transform.working_dir).map(String::from),
+            user: options
+                .datums
+                .user
+                .clone()
+                .or_else(|| non_empty(&spec.transform.user).map(String::from)),
             empty_inputs,
             err_cmd: spec.transform.err_cmd.clone(),
             err_stdin: spec.transform.err_stdin.clone(),

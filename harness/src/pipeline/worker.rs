@@ -52,7 +52,8 @@ pub const JOB_DIR: &str = "/.pachbuild/job";
 /// in it that points into an input becomes a copy of that input file's
 /// content, as the platform uploads it. The marker line ends the datum:
 /// `<token> <datum> <exit code> <tries> <state>`, the state one of `ok`,
-/// `failed`, `timeout`, `recovered`, `stage`, `collect`.
+/// `failed`, `timeout`, `oom` (the kernel killed a process of the try for
+/// memory), `recovered`, `stage`, `collect`.
 const WORKER_SCRIPT: &str = r#"token=$1
 job=/.pachbuild/job
 cwd=$PWD
@@ -98,6 +99,12 @@ run() {
   kill "$watch" 2>/dev/null
   return "$rc"
 }
+# The kernel's count of processes it killed for memory in this container
+# (cgroup v2, else v1); empty where neither is readable.
+oom_kills() {
+  cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null |
+    sed -n 's/^oom_kill //p' | head -n 1
+}
 links() {
   find /pfs/out -type l | while IFS= read -r l; do
     t=$(readlink -f "$l") || continue
@@ -118,12 +125,14 @@ while IFS= read -r i; do
       code=213 state=stage
       break
     fi
+    oom=$(oom_kills)
     run "$job/argv/$i" "$input" "$i"
     code=$?
     case " $accept " in *" $code "*) code=0 ;; esac
     if [ "$code" -eq 0 ]; then state=ok; break; fi
     state=failed
     if [ -f "$job/timedout-$i" ]; then state=timeout; fi
+    if [ "$(oom_kills)" != "$oom" ]; then state=oom; fi
     if [ "$try" -ge "$tries" ]; then break; fi
     echo "pachbuild worker: try $try of $tries failed (exit code $code); trying again with a fresh /pfs"
     try=$((try + 1))
@@ -252,13 +261,40 @@ impl<'a> Worker<'a> {
                 labels: Labels::for_run(&options.run, "run-phase"),
                 name_hint: format!("pachbuild-{}-run", prepared.pipeline_name),
                 mounts,
+                sandbox: options.sandbox(Phase::Run),
             })
             .await?;
+        let container = Owned::container(engine, id);
+        if let Some(user) = &settings.user {
+            // The worker runs as the user: /pfs and the job volume must be
+            // its to write, as the platform's are.
+            let prepare = ExecSpec {
+                cmd: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    format!("mkdir -p /pfs && chmod 1777 /pfs {JOB_DIR}"),
+                ],
+                user: Some("0".into()),
+                ..ExecSpec::default()
+            };
+            let mut said = Vec::new();
+            let code = engine
+                .exec(container.id(), &prepare, &mut |_, b| {
+                    said.extend_from_slice(b)
+                })
+                .await?;
+            if code != 0 {
+                return Err(Error::Failed(format!(
+                    "cannot prepare /pfs for user {user}: {}",
+                    String::from_utf8_lossy(&said).trim()
+                )));
+            }
+        }
         Ok(Worker {
             engine,
             prepared,
             options,
-            container: Owned::container(engine, id),
+            container,
             stdin: lines_file(&resolved.stdin),
             settings,
         })
@@ -323,6 +359,7 @@ impl<'a> Worker<'a> {
                 self.prepared.pipeline_name,
                 &self.id()[..5.min(self.id().len())]
             )],
+            user: self.settings.user.clone(),
             ..ExecSpec::default()
         };
         let session = self.engine.exec_session(self.id(), &exec).await?;
@@ -446,6 +483,12 @@ impl Session<'_> {
             }
             MarkerState::Timeout => Some(format!(
                 "killed: it ran past datum_timeout ({limit}){}",
+                tries_text(tries)
+            )),
+            MarkerState::OutOfMemory => Some(format!(
+                "out of memory: the command passed the container's memory limit ({}) and was killed{}; \
+                 give it more with `--memory`",
+                memory_text(self.options),
                 tries_text(tries)
             )),
             MarkerState::Failed => Some(format!(
@@ -613,6 +656,7 @@ enum MarkerState {
     Ok,
     Failed,
     Timeout,
+    OutOfMemory,
     Recovered,
     Stage,
     Collect,
@@ -642,6 +686,7 @@ impl Marker {
             "ok" => MarkerState::Ok,
             "failed" => MarkerState::Failed,
             "timeout" => MarkerState::Timeout,
+            "oom" => MarkerState::OutOfMemory,
             "recovered" => MarkerState::Recovered,
             "stage" => MarkerState::Stage,
             "collect" => MarkerState::Collect,
@@ -653,6 +698,12 @@ impl Marker {
             state,
         })
     }
+}
+
+/// The memory limit of a worker, for messages.
+fn memory_text(options: &RunOptions) -> String {
+    let bytes = options.datums.memory.unwrap_or_else(super::default_memory);
+    format!("{} MiB", bytes >> 20)
 }
 
 /// ` after 3 tries` (nothing for one).

@@ -94,6 +94,8 @@ pub fn pipeline_runner_options(
             tries: args.datum_tries,
             keep_going: args.keep_going,
             secrets: args.secrets.iter().cloned().collect(),
+            memory: args.memory,
+            user: args.user.clone(),
         },
         ..runner_options(context, &args.base)
     }

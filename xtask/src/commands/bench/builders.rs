@@ -219,6 +219,7 @@ async fn bench_workload(
             env,
             working_dir: Some("/pfs/source".into()),
             stdin: None,
+            user: None,
         },
         ExecSpec {
             cmd: vec!["true".into()],
