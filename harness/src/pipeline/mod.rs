@@ -613,7 +613,16 @@ pub async fn execute(
     }
     report.output = match outcome? {
         Some(failure) => Err(failure),
-        None => Ok(out),
+        None => {
+            if out.files == 0 && !selected.is_empty() {
+                report.warnings.push(format!(
+                    "the job succeeded but its {} datum(s) wrote nothing to /pfs/out: \
+                     is the code writing its results somewhere else?",
+                    selected.len()
+                ));
+            }
+            Ok(out)
+        }
     };
     Ok(report)
 }

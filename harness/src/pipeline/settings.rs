@@ -22,7 +22,7 @@ use super::{Prepared, RunOptions};
 pub const DEFAULT_DATUM_TRIES: u32 = 3;
 
 /// How each datum runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DatumSettings {
     pub tries: u32,
     pub accept: Vec<i64>,
@@ -41,6 +41,9 @@ pub struct DatumSettings {
     pub secret_files: Vec<(String, Vec<u8>)>,
     /// The spec's hash: `PPS_SPEC_COMMIT`.
     pub spec_commit: String,
+    /// `resource_limits`: memory (bytes) and CPUs of each worker.
+    pub memory: Option<u64>,
+    pub cpus: Option<f64>,
 }
 
 impl DatumSettings {
@@ -75,6 +78,7 @@ impl DatumSettings {
         }
         let (secret_env, secret_files) = load_secrets(prepared, &options.datums.secrets)?;
         let spec_json = serde_json::to_vec(spec).unwrap_or_default();
+        let (memory, cpus) = crate::spec::fields::resource_limits(spec);
         Ok(DatumSettings {
             tries,
             accept: spec.transform.accept_return_code.clone(),
@@ -92,6 +96,8 @@ impl DatumSettings {
             secret_env,
             secret_files,
             spec_commit: hex32(&spec_json),
+            memory,
+            cpus,
         })
     }
 

@@ -261,7 +261,15 @@ impl<'a> Worker<'a> {
                 labels: Labels::for_run(&options.run, "run-phase"),
                 name_hint: format!("pachbuild-{}-run", prepared.pipeline_name),
                 mounts,
-                sandbox: options.sandbox(Phase::Run),
+                sandbox: {
+                    let mut sandbox = options.sandbox(Phase::Run);
+                    // The spec's resource_limits, unless --memory says otherwise.
+                    if let (None, Some(memory)) = (options.datums.memory, settings.memory) {
+                        sandbox.memory = i64::try_from(memory).ok();
+                    }
+                    sandbox.nano_cpus = settings.cpus.map(|c| (c * 1e9) as i64);
+                    sandbox
+                },
             })
             .await?;
         let container = Owned::container(engine, id);

@@ -2,6 +2,7 @@
 //! the resolution of images and command.
 
 pub mod duration;
+pub mod fields;
 pub mod model;
 pub mod parse;
 pub mod resolve;

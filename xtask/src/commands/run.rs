@@ -20,11 +20,9 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
     let options = pipeline_runner_options(context, &args.pipeline);
     let (loaded, resolved) =
         load_spec_for(&context.builders_dir(), &context.prefix, &args.spec, None)?;
-    for field in harness::spec::validate::unknown_fields(&loaded.spec) {
-        eprintln!(
-            "note: {}: `{field}` is not used by local runs (ignored)",
-            loaded.path.display()
-        );
+    for (warning, text) in harness::spec::fields::notes(&loaded.spec) {
+        let kind = if warning { "warning" } else { "note" };
+        eprintln!("{kind}: {}: {text}", loaded.path.display());
     }
     let repos = input_repos(&loaded.spec.input, &loaded.dir, &args.inputs)?;
     let prepared = pipeline::prepare(loaded, resolved, &repos)?;
