@@ -199,7 +199,7 @@ pub async fn run(
             sandbox: options.sandbox(Phase::Build),
         })
         .await?;
-    let container = Owned::container(engine, container);
+    let container = Owned::container(engine, container).with_role("build phase");
     let ran = async {
         if let Some((_, bundle)) = &options.trust.bundle {
             let tree = Tree::from([(

@@ -86,7 +86,7 @@ impl<'a> Crew<'a> {
         engine
             .create_volume(&name, &Labels::for_run(&options.run, "job"))
             .await?;
-        let job = Owned::volume(engine, name);
+        let job = Owned::volume(engine, name).with_role("the job's inputs and outputs");
         volumes.job = job.id().to_string();
         let started =
             join_all((0..wanted).map(|_| Worker::start(engine, prepared, options, &volumes))).await;

@@ -272,7 +272,7 @@ impl<'a> Worker<'a> {
                 },
             })
             .await?;
-        let container = Owned::container(engine, id);
+        let container = Owned::container(engine, id).with_role("run phase worker");
         if let Some(user) = &settings.user {
             // The worker runs as the user: /pfs and the job volume must be
             // its to write, as the platform's are.
