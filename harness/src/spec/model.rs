@@ -110,6 +110,17 @@ pub struct PfsInput {
     pub glob: String,
     #[serde(default)]
     pub branch: Option<String>,
+    /// Inside a `join`: the key (capture groups of the glob, `$1`…) that
+    /// pairs this input's datums with the other inputs'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_on: Option<String>,
+    /// Inside a `join`: keep this input's datums that pair with nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outer_join: bool,
+    /// Inside a `group`: the key (capture groups of the glob) that gathers
+    /// this input's datums with every other datum of the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<String>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }

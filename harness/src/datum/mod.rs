@@ -16,11 +16,15 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use globset::GlobBuilder;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext, Result};
 use crate::spec::model::{CronInput, Input, PfsInput};
+
+pub mod glob;
+mod join;
+
+use glob::Glob;
 
 /// Name of the single tick file a cron input's datum holds. Upstream names
 /// each tick file after the tick's time (RFC 3339) and leaves it empty; a
@@ -93,11 +97,19 @@ impl Datum {
     /// The environment variables the upstream worker sets for this datum:
     /// one per input, named after the input, holding the datum's path under
     /// `/pfs` (`images=/pfs/images/a.png`; `images=/pfs/images` for glob `/`).
+    ///
+    /// A group datum holds several parts of one input; the platform sets the
+    /// variable once per part and the last one wins, so it is set once here,
+    /// to the last part's path.
     pub fn env(&self) -> Vec<(String, String)> {
-        self.parts
-            .iter()
-            .map(|p| (p.input_name.clone(), p.pfs_path()))
-            .collect()
+        let mut out: Vec<(String, String)> = Vec::with_capacity(self.parts.len());
+        for p in &self.parts {
+            match out.iter_mut().find(|(name, _)| *name == p.input_name) {
+                Some(slot) => slot.1 = p.pfs_path(),
+                None => out.push((p.input_name.clone(), p.pfs_path())),
+            }
+        }
+        out
     }
 
     /// Number of files across all parts.
@@ -120,7 +132,10 @@ impl DatumPart {
 /// Splits `input` into datums, in a deterministic order. `repos` maps each
 /// repo name to the host folder holding its data.
 pub fn plan(input: &Input, repos: &BTreeMap<String, PathBuf>) -> Result<Vec<Datum>> {
-    plan_at(input, repos, "input")
+    Ok(plan_at(input, repos, "input")?
+        .into_iter()
+        .map(finish)
+        .collect())
 }
 
 /// Picks one datum by full id, unique id prefix (at least 4 characters) or
@@ -161,6 +176,172 @@ pub fn find<'a>(datums: &'a [Datum], wanted: &str) -> Result<&'a Datum> {
     }
 }
 
+/// The datums as JSON for tools (`--list-datums --json`): an array of
+/// `{ "id", "index", "inputs": [ { "name", "repo", "glob_path", "files" } ] }`,
+/// `index` counting from 1 (the number `--datum` takes), `glob_path` the path
+/// the glob matched and `files` the repo paths of the datum's files (both
+/// written `/a/b.txt`), inputs in the datum's order.
+pub fn to_json(datums: &[Datum]) -> serde_json::Value {
+    serde_json::Value::Array(
+        datums
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                serde_json::json!({
+                    "id": d.id(),
+                    "index": i + 1,
+                    "inputs": d.parts.iter().map(|p| serde_json::json!({
+                        "name": p.input_name,
+                        "repo": p.repo,
+                        "glob_path": p.matched,
+                        "files": p.files.iter()
+                            .map(|f| format!("/{}", f.to_string_lossy()))
+                            .collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Why `input` makes no datums, for a warning: each pfs input that matched
+/// nothing, with the first entries its folder holds, and each join whose
+/// inputs all matched but share no key. Empty when nothing explains it (or
+/// the input does make datums).
+pub fn explain_empty(input: &Input, repos: &BTreeMap<String, PathBuf>) -> Vec<String> {
+    let mut notes = Vec::new();
+    explain_at(input, repos, "input", &mut notes);
+    notes
+}
+
+/// Returns how many datums `input` makes (0 on an error, which planning reports).
+fn explain_at(
+    input: &Input,
+    repos: &BTreeMap<String, PathBuf>,
+    at: &str,
+    notes: &mut Vec<String>,
+) -> usize {
+    if let Some(pfs) = &input.pfs {
+        let at = format!("{at}.pfs");
+        let Ok(datums) = plan_pfs(pfs, repos, &at) else {
+            return 0;
+        };
+        if datums.is_empty() {
+            let dir = repos.get(&pfs.repo).cloned().unwrap_or_default();
+            notes.push(format!(
+                "{at}: input `{}` (repo `{}`, glob `{}`) matched nothing in {}; {}",
+                pfs.input_name(),
+                pfs.repo,
+                pfs.glob,
+                dir.display(),
+                folder_summary(&dir)
+            ));
+        }
+        return datums.len();
+    }
+    if input.cron.is_some() {
+        return 1;
+    }
+    let mut total = 0;
+    for (kind, children) in [
+        ("cross", &input.cross),
+        ("union", &input.union),
+        ("join", &input.join),
+        ("group", &input.group),
+    ] {
+        let Some(children) = children else { continue };
+        let at = format!("{at}.{kind}");
+        let counts: Vec<usize> = children
+            .iter()
+            .enumerate()
+            .map(|(i, c)| explain_at(c, repos, &format!("{at}[{i}]"), notes))
+            .collect();
+        total = match plan_at(input, repos, "input") {
+            Ok(d) => d.len(),
+            Err(_) => 0,
+        };
+        if kind == "join" && total == 0 && counts.iter().all(|n| *n > 0) {
+            let keys: Vec<String> = children
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let mut seen: Vec<String> = Vec::new();
+                    for part in plan_at(c, repos, &at)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .flatten()
+                    {
+                        if !seen.contains(&part.join_on) {
+                            seen.push(part.join_on);
+                        }
+                    }
+                    let shown: Vec<String> =
+                        seen.iter().take(3).map(|k| format!("`{k}`")).collect();
+                    let more = seen.len().saturating_sub(3);
+                    format!(
+                        "[{i}] has {}{}",
+                        shown.join(", "),
+                        if more > 0 {
+                            format!(" and {more} more")
+                        } else {
+                            String::new()
+                        }
+                    )
+                })
+                .collect();
+            notes.push(format!(
+                "{at}: every input matched, but no `join_on` key is shared by all of them \
+                 (keys: {}); check the capture groups of the globs and the `join_on` templates, \
+                 or set `outer_join` on an input to keep its unmatched datums",
+                keys.join("; ")
+            ));
+        }
+    }
+    total
+}
+
+/// `it holds a.txt, b/, c/ and 4 more`, or that the folder is empty.
+fn folder_summary(dir: &Path) -> String {
+    const SHOWN: usize = 5;
+    let Ok(files) = scan(dir) else {
+        return "the folder cannot be read".to_string();
+    };
+    if files.files.is_empty() {
+        return "the folder holds no files (a folder without files holds no data)".to_string();
+    }
+    let top: Vec<String> = files
+        .entries
+        .iter()
+        .filter(|e| e.rfind('/') == Some(0))
+        .map(|e| {
+            let rel = &e[1..];
+            if files
+                .files
+                .binary_search_by(|f| f.as_str().cmp(rel))
+                .is_ok()
+            {
+                rel.to_string()
+            } else {
+                format!("{rel}/")
+            }
+        })
+        .collect();
+    let more = top.len().saturating_sub(SHOWN);
+    format!(
+        "it holds {}{}",
+        top.iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )
+}
+
 fn no_such_datum(wanted: &str, datums: &[Datum], ids: &[String]) -> String {
     if datums.is_empty() {
         return format!("no datum `{wanted}`: the input makes no datums");
@@ -180,29 +361,47 @@ fn no_such_datum(wanted: &str, datums: &[Datum], ids: &[String]) -> String {
     text
 }
 
-fn plan_at(input: &Input, repos: &BTreeMap<String, PathBuf>, at: &str) -> Result<Vec<Datum>> {
-    let mut kinds = Vec::new();
-    if input.pfs.is_some() {
-        kinds.push("pfs");
+/// A datum part while planning, with the keys a `join` or `group` above it
+/// sorts it by (the platform keeps them on each input of a datum).
+#[derive(Debug, Clone)]
+pub(crate) struct Keyed {
+    pub(crate) part: DatumPart,
+    pub(crate) join_on: String,
+    pub(crate) group_by: String,
+    pub(crate) outer_join: bool,
+}
+
+/// A datum while planning: its parts, in the order the inputs produced them.
+pub(crate) type Tuple = Vec<Keyed>;
+
+/// The datum the user sees: parts ordered by input name, as the platform
+/// orders a datum's inputs (a stable sort: parts of one name keep their order).
+fn finish(mut tuple: Tuple) -> Datum {
+    tuple.sort_by(|a, b| a.part.input_name.cmp(&b.part.input_name));
+    Datum {
+        parts: tuple.into_iter().map(|k| k.part).collect(),
     }
-    if input.cross.is_some() {
-        kinds.push("cross");
-    }
-    if input.union.is_some() {
-        kinds.push("union");
-    }
-    if input.cron.is_some() {
-        kinds.push("cron");
-    }
-    if input.join.is_some() {
-        kinds.push("join");
-    }
-    if input.group.is_some() {
-        kinds.push("group");
-    }
+}
+
+fn kinds_set(input: &Input) -> Vec<&'static str> {
+    [
+        ("pfs", input.pfs.is_some()),
+        ("cross", input.cross.is_some()),
+        ("union", input.union.is_some()),
+        ("cron", input.cron.is_some()),
+        ("join", input.join.is_some()),
+        ("group", input.group.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, on)| on.then_some(k))
+    .collect()
+}
+
+fn plan_at(input: &Input, repos: &BTreeMap<String, PathBuf>, at: &str) -> Result<Vec<Tuple>> {
+    let kinds = kinds_set(input);
     if kinds.len() > 1 {
         return Err(Error::Usage(format!(
-            "{at}: sets {}; an input must be exactly one of pfs, cross, union or cron",
+            "{at}: sets {}; an input must be exactly one of pfs, cross, union, join, group or cron",
             kinds.join(" and ")
         )));
     }
@@ -213,59 +412,59 @@ fn plan_at(input: &Input, repos: &BTreeMap<String, PathBuf>, at: &str) -> Result
     if let Some(cron) = &input.cron {
         return plan_cron(cron, repos, &format!("{at}.cron"));
     }
-    if let Some(children) = &input.union {
-        let at = format!("{at}.union");
+    for (kind, children) in [
+        ("union", &input.union),
+        ("cross", &input.cross),
+        ("join", &input.join),
+        ("group", &input.group),
+    ] {
+        let Some(children) = children else { continue };
+        let at = format!("{at}.{kind}");
         if children.is_empty() {
             return Err(Error::Usage(format!(
-                "{at}: a union needs at least one input"
+                "{at}: a {kind} needs at least one input"
             )));
         }
-        let mut all = Vec::new();
+        if kind == "cross" {
+            check_cross_names(children, &at)?;
+        }
+        let mut planned = Vec::with_capacity(children.len());
         for (i, child) in children.iter().enumerate() {
-            all.extend(plan_at(child, repos, &format!("{at}[{i}]"))?);
+            planned.push(plan_at(child, repos, &format!("{at}[{i}]"))?);
         }
-        return Ok(all);
-    }
-    if let Some(children) = &input.cross {
-        let at = format!("{at}.cross");
-        if children.is_empty() {
-            return Err(Error::Usage(format!(
-                "{at}: a cross needs at least one input"
-            )));
-        }
-        check_cross_names(children, &at)?;
-        let mut product = vec![Datum { parts: Vec::new() }];
-        for (i, child) in children.iter().enumerate() {
-            let datums = plan_at(child, repos, &format!("{at}[{i}]"))?;
-            let mut next = Vec::with_capacity(product.len().saturating_mul(datums.len()));
-            for left in &product {
-                for right in &datums {
-                    let mut parts = left.parts.clone();
-                    parts.extend(right.parts.iter().cloned());
-                    next.push(Datum { parts });
-                }
-            }
-            product = next;
-        }
-        return Ok(product);
-    }
-    for (kind, set) in [("join", &input.join), ("group", &input.group)] {
-        if set.is_some() {
-            return Err(Error::Usage(format!(
-                "{at}: `{kind}` inputs are not supported locally (only pfs, cross, union and cron); \
-                 fix: test the pipeline with a cross or union of the same repos"
-            )));
-        }
+        return Ok(match kind {
+            "union" => planned.into_iter().flatten().collect(),
+            "cross" => cross(planned),
+            "join" => join::join(planned),
+            _ => join::group(planned),
+        });
     }
     let extra: Vec<&str> = input.unknown.keys().map(String::as_str).collect();
     Err(Error::Usage(if extra.is_empty() {
-        format!("{at}: empty input; set one of pfs, cross, union or cron")
+        format!("{at}: empty input; set one of pfs, cross, union, join, group or cron")
     } else {
         format!(
-            "{at}: `{}` inputs are not supported locally; set one of pfs, cross, union or cron",
+            "{at}: `{}` inputs are not supported locally; set one of pfs, cross, union, join, group or cron",
             extra.join("`, `")
         )
     }))
+}
+
+/// The product of the inputs' datums, the first input varying slowest.
+fn cross(children: Vec<Vec<Tuple>>) -> Vec<Tuple> {
+    let mut product: Vec<Tuple> = vec![Vec::new()];
+    for datums in children {
+        let mut next = Vec::with_capacity(product.len().saturating_mul(datums.len()));
+        for left in &product {
+            for right in &datums {
+                let mut parts = left.clone();
+                parts.extend(right.iter().cloned());
+                next.push(parts);
+            }
+        }
+        product = next;
+    }
+    product
 }
 
 /// Two inputs of a cross with the same name would land in the same `/pfs`
@@ -304,7 +503,7 @@ fn input_names(input: &Input, out: &mut BTreeSet<String>) {
     }
 }
 
-fn plan_cron(cron: &CronInput, repos: &BTreeMap<String, PathBuf>, at: &str) -> Result<Vec<Datum>> {
+fn plan_cron(cron: &CronInput, repos: &BTreeMap<String, PathBuf>, at: &str) -> Result<Vec<Tuple>> {
     if cron.name.is_empty() {
         return Err(Error::Usage(format!("{at}: a cron input needs a `name`")));
     }
@@ -320,19 +519,27 @@ fn plan_cron(cron: &CronInput, repos: &BTreeMap<String, PathBuf>, at: &str) -> R
         return plan_pfs(&pfs, repos, at);
     }
     let tick = PathBuf::from(CRON_TICK_FILE);
-    Ok(vec![Datum {
-        parts: vec![DatumPart {
+    Ok(vec![vec![Keyed {
+        part: DatumPart {
             input_name: cron.name.clone(),
             repo: cron.name.clone(),
             repo_dir: PathBuf::new(),
             matched: "/".into(),
             files: vec![tick.clone()],
             generated: BTreeMap::from([(tick, Vec::new())]),
-        }],
-    }])
+        },
+        join_on: String::new(),
+        group_by: String::new(),
+        outer_join: false,
+    }]])
 }
 
-fn plan_pfs(pfs: &PfsInput, repos: &BTreeMap<String, PathBuf>, at: &str) -> Result<Vec<Datum>> {
+/// The host folder of a pfs input's repo, checked.
+fn repo_dir<'a>(
+    pfs: &PfsInput,
+    repos: &'a BTreeMap<String, PathBuf>,
+    at: &str,
+) -> Result<&'a PathBuf> {
     let name = pfs.input_name();
     if pfs.repo.is_empty() {
         return Err(Error::Usage(format!("{at}: the input has no `repo`")));
@@ -345,82 +552,76 @@ fn plan_pfs(pfs: &PfsInput, repos: &BTreeMap<String, PathBuf>, at: &str) -> Resu
         )));
     };
     match fs::metadata(dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(Error::Usage(format!(
-                "{at}: input `{name}` reads repo `{repo}` from {}, which is not a folder; \
-                 fix: pass `--input {repo}=DIR` with a folder",
-                dir.display()
-            )))
-        }
-        Err(e) => {
-            return Err(Error::Usage(format!(
-                "{at}: input `{name}` reads repo `{repo}` from {}, which cannot be read ({e}); \
-                 fix: create that folder or pass `--input {repo}=DIR`",
-                dir.display()
-            )))
-        }
+        Ok(m) if m.is_dir() => Ok(dir),
+        Ok(_) => Err(Error::Usage(format!(
+            "{at}: input `{name}` reads repo `{repo}` from {}, which is not a folder; \
+             fix: pass `--input {repo}=DIR` with a folder",
+            dir.display()
+        ))),
+        Err(e) => Err(Error::Usage(format!(
+            "{at}: input `{name}` reads repo `{repo}` from {}, which cannot be read ({e}); \
+             fix: create that folder or pass `--input {repo}=DIR`",
+            dir.display()
+        ))),
     }
+}
 
-    let glob = clean_glob(&pfs.glob).ok_or_else(|| {
+/// Compiles a pfs input's glob the platform's way (cleaned first).
+pub(crate) fn compile_glob(pfs: &PfsInput, at: &str) -> Result<Glob> {
+    let name = pfs.input_name();
+    let cleaned = glob::clean(&pfs.glob).ok_or_else(|| {
         Error::Usage(format!(
             "{at}: input `{name}` has no `glob`; fix: set one, e.g. `/` (the whole repo) or `/*`"
         ))
     })?;
-    let repo_files = scan(dir)?;
-
-    let mut matched: Vec<&str> = Vec::new();
-    if glob == "/" {
-        if !repo_files.files.is_empty() {
-            matched.push("/");
-        }
-    } else {
-        let matcher = GlobBuilder::new(&glob)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| {
-                Error::Usage(format!(
-                    "{at}: input `{name}` has an invalid glob `{}`: {e}",
-                    pfs.glob
-                ))
-            })?
-            .compile_matcher();
-        matched.extend(
-            repo_files
-                .entries
-                .iter()
-                .map(String::as_str)
-                .filter(|p| matcher.is_match(p)),
-        );
-    }
-
-    Ok(matched
-        .into_iter()
-        .map(|m| Datum {
-            parts: vec![DatumPart {
-                input_name: name.to_string(),
-                repo: repo.clone(),
-                repo_dir: dir.clone(),
-                matched: m.to_string(),
-                files: repo_files.files_under(m),
-                generated: BTreeMap::new(),
-            }],
-        })
-        .collect())
+    Glob::new(&cleaned).map_err(|e| {
+        Error::Usage(format!(
+            "{at}: input `{name}` has an invalid glob `{}`: {e}",
+            pfs.glob
+        ))
+    })
 }
 
-/// Normalises a glob the way the platform does: a leading `/`, no repeated
-/// or trailing `/`. `None` when empty.
-fn clean_glob(glob: &str) -> Option<String> {
-    let glob = glob.trim();
-    if glob.is_empty() {
-        return None;
+fn plan_pfs(pfs: &PfsInput, repos: &BTreeMap<String, PathBuf>, at: &str) -> Result<Vec<Tuple>> {
+    let dir = repo_dir(pfs, repos, at)?;
+    let glob = compile_glob(pfs, at)?;
+    let repo_files = scan(dir)?;
+    let glob_error = |e: glob::GlobError| Error::Usage(format!("{at}: {e}"));
+
+    let mut matched: Vec<(&str, Vec<String>)> = Vec::new();
+    if glob.as_str() == "/" {
+        if !repo_files.files.is_empty() {
+            let captures = glob.captures("/").map_err(glob_error)?;
+            matched.push(("/", captures.unwrap_or_default()));
+        }
+    } else {
+        for entry in &repo_files.entries {
+            if let Some(captures) = glob.captures(entry).map_err(glob_error)? {
+                matched.push((entry, captures));
+            }
+        }
     }
-    let parts: Vec<&str> = glob
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != ".")
-        .collect();
-    Some(format!("/{}", parts.join("/")))
+
+    let join_on = pfs.join_on.as_deref().unwrap_or("");
+    let group_by = pfs.group_by.as_deref().unwrap_or("");
+    Ok(matched
+        .into_iter()
+        .map(|(m, captures)| {
+            vec![Keyed {
+                part: DatumPart {
+                    input_name: pfs.input_name().to_string(),
+                    repo: pfs.repo.clone(),
+                    repo_dir: dir.clone(),
+                    matched: m.to_string(),
+                    files: repo_files.files_under(m),
+                    generated: BTreeMap::new(),
+                },
+                join_on: glob::expand(join_on, &captures),
+                group_by: glob::expand(group_by, &captures),
+                outer_join: pfs.outer_join,
+            }]
+        })
+        .collect())
 }
 
 /// The paths of a repo folder: files and the folders that hold files.
@@ -719,21 +920,21 @@ mod tests {
     }
 
     #[test]
-    fn join_group_and_bad_globs_are_usage_errors() {
+    fn empty_join_or_group_and_bad_globs_are_usage_errors() {
         let a = repo(&["1"]);
         let rs = repos(&[("A", a.path())]);
         for input in [
             Input {
-                join: Some(vec![pfs("A", "/*")]),
+                join: Some(vec![]),
                 ..Input::default()
             },
             Input {
-                group: Some(vec![pfs("A", "/*")]),
+                group: Some(vec![]),
                 ..Input::default()
             },
         ] {
             let e = plan(&input, &rs).unwrap_err().to_string();
-            assert!(e.contains("not supported locally"), "{e}");
+            assert!(e.contains("needs at least one input"), "{e}");
         }
         assert!(plan(&pfs("A", "/[a"), &rs).is_err());
         assert!(plan(&pfs("A", ""), &rs).is_err());
