@@ -1003,4 +1003,510 @@ mod tests {
         let e = plan(&pfs("A", "/*"), &repos(&[("A", r.path())])).unwrap_err();
         assert!(e.to_string().contains("loop"), "{e}");
     }
+
+    // ----- join and group: tables from the platform's docs and its iterator tests
+
+    /// A pfs input with the join and group fields.
+    fn keyed(
+        repo: &str,
+        name: &str,
+        glob: &str,
+        join_on: &str,
+        group_by: &str,
+        outer: bool,
+    ) -> Input {
+        let mut i = named(repo, name, glob);
+        let p = i.pfs.as_mut().unwrap();
+        p.join_on = (!join_on.is_empty()).then(|| join_on.to_string());
+        p.group_by = (!group_by.is_empty()).then(|| group_by.to_string());
+        p.outer_join = outer;
+        i
+    }
+
+    fn node(kind: &str, children: Vec<Input>) -> Input {
+        let mut i = Input::default();
+        match kind {
+            "cross" => i.cross = Some(children),
+            "union" => i.union = Some(children),
+            "join" => i.join = Some(children),
+            "group" => i.group = Some(children),
+            _ => unreachable!(),
+        }
+        i
+    }
+
+    /// Each datum as its matched paths run together, as the platform's
+    /// iterator tests write them (`/foo12/foo21`).
+    fn keys(datums: &[Datum]) -> Vec<String> {
+        datums
+            .iter()
+            .map(|d| d.parts.iter().map(|p| p.matched.as_str()).collect())
+            .collect()
+    }
+
+    /// The iterator tests' repo: `/foo0` … `/foo49`, all the same size.
+    fn foo_repo() -> tempfile::TempDir {
+        let names: Vec<String> = (0..50).map(|i| format!("foo{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        repo(&refs)
+    }
+
+    #[test]
+    fn docs_inner_join_pairs_matching_ids() {
+        let readings = repo(&[
+            "ID1234/file1.txt",
+            "ID1234/file2.txt",
+            "ID1234/file3.txt",
+            "ID1234/file4.txt",
+            "ID1234/file5.txt",
+        ]);
+        let names: Vec<String> = (1..=8).map(|i| format!("file{i}.txt")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let parameters = repo(&refs);
+        let rs = repos(&[
+            ("readings", readings.path()),
+            ("parameters", parameters.path()),
+        ]);
+        let spec = |outer: bool| {
+            node(
+                "join",
+                vec![
+                    keyed("readings", "readings", "/*/(*).txt", "$1", "", false),
+                    keyed("parameters", "parameters", "/(*).txt", "$1", "", outer),
+                ],
+            )
+        };
+        let d = plan(&spec(false), &rs).unwrap();
+        // Inputs are ordered by name within a datum, as on the platform.
+        assert_eq!(
+            matched(&d),
+            (1..=5)
+                .map(|i| format!("parameters:/file{i}.txt × readings:/ID1234/file{i}.txt"))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            d[0].env(),
+            [
+                ("parameters".into(), "/pfs/parameters/file1.txt".into()),
+                ("readings".into(), "/pfs/readings/ID1234/file1.txt".into())
+            ]
+        );
+
+        // Outer join on parameters: the five pairs, then one datum for each
+        // parameter file without a reading, holding that file alone.
+        let d = plan(&spec(true), &rs).unwrap();
+        let mut want: Vec<String> = (1..=5)
+            .map(|i| format!("parameters:/file{i}.txt × readings:/ID1234/file{i}.txt"))
+            .collect();
+        want.extend((6..=8).map(|i| format!("parameters:/file{i}.txt")));
+        assert_eq!(matched(&d), want);
+        assert_eq!(d[5].parts.len(), 1);
+        // Ids of pairs do not change when the join becomes outer.
+        assert_eq!(
+            plan(&spec(false), &rs).unwrap()[2].id(),
+            plan(&spec(true), &rs).unwrap()[2].id()
+        );
+    }
+
+    #[test]
+    fn docs_group_gathers_a_patients_lab_results() {
+        let files = [
+            "LIPID-patientID1-labID1.txt",
+            "LIPID-patientID2-labID1.txt",
+            "LIPID-patientID1-labID2.txt",
+            "LIPID-patientID3-labID3.txt",
+            "LIPID-patientID1-labID3.txt",
+            "LIPID-patientID2-labID3.txt",
+        ];
+        let r = repo(&files);
+        let rs = repos(&[("labresults", r.path())]);
+        let spec = node(
+            "group",
+            vec![keyed(
+                "labresults",
+                "labresults",
+                "/*-(*)-lab*.txt",
+                "",
+                "$1",
+                false,
+            )],
+        );
+        let d = plan(&spec, &rs).unwrap();
+        assert_eq!(
+            keys(&d),
+            [
+                "/LIPID-patientID1-labID1.txt/LIPID-patientID1-labID2.txt/LIPID-patientID1-labID3.txt",
+                "/LIPID-patientID2-labID1.txt/LIPID-patientID2-labID3.txt",
+                "/LIPID-patientID3-labID3.txt",
+            ]
+        );
+        assert_eq!(d[0].file_count(), 3);
+        assert!(d
+            .iter()
+            .all(|d| d.parts.iter().all(|p| p.input_name == "labresults")));
+        // One variable per input, set to the last part's path.
+        assert_eq!(
+            d[1].env(),
+            [(
+                "labresults".into(),
+                "/pfs/labresults/LIPID-patientID2-labID3.txt".into()
+            )]
+        );
+        let ids: BTreeSet<String> = d.iter().map(Datum::id).collect();
+        assert_eq!(ids.len(), 3);
+    }
+
+    #[test]
+    fn iterator_tests_basic_union_cross_and_zero() {
+        let r = foo_repo();
+        let rs = repos(&[("data", r.path())]);
+        let in1 = pfs("data", "/foo?1");
+        let in2 = named("data", "data2", "/foo*2");
+        assert_eq!(
+            keys(&plan(&in1, &rs).unwrap()),
+            ["/foo11", "/foo21", "/foo31", "/foo41"]
+        );
+        assert_eq!(
+            keys(&plan(&in2, &rs).unwrap()),
+            ["/foo12", "/foo2", "/foo22", "/foo32", "/foo42"]
+        );
+        let zero = pfs("data", "!(**)");
+        assert!(plan(&zero, &rs).unwrap().is_empty());
+        let union = node("union", vec![in1.clone(), in2.clone()]);
+        assert_eq!(
+            keys(&plan(&union, &rs).unwrap()),
+            [
+                "/foo11", "/foo21", "/foo31", "/foo41", "/foo12", "/foo2", "/foo22", "/foo32",
+                "/foo42"
+            ]
+        );
+        let cross = node("cross", vec![in1.clone(), in2.clone()]);
+        let d = plan(&cross, &rs).unwrap();
+        assert_eq!(d.len(), 20);
+        assert_eq!(
+            keys(&d)[..6],
+            [
+                "/foo11/foo12",
+                "/foo11/foo2",
+                "/foo11/foo22",
+                "/foo11/foo32",
+                "/foo11/foo42",
+                "/foo21/foo12"
+            ]
+        );
+        // A cross with a zero-datum input, and that cross inside another.
+        let in3 = node(
+            "union",
+            vec![named("data", "u1", "/foo?1"), named("data", "u2", "/foo*2")],
+        );
+        let empty_cross = node(
+            "cross",
+            vec![
+                in3,
+                named("data", "z", "!(**)"),
+                named("data", "c2", "/foo*2"),
+                node(
+                    "cross",
+                    vec![named("data", "x1", "/foo?1"), named("data", "x2", "/foo*2")],
+                ),
+            ],
+        );
+        assert!(plan(&empty_cross, &rs).unwrap().is_empty());
+        let nested = node("cross", vec![empty_cross, named("data", "n1", "/foo?1")]);
+        assert!(plan(&nested, &rs).unwrap().is_empty());
+    }
+
+    #[test]
+    fn iterator_tests_join_on_two_capture_groups() {
+        let r = foo_repo();
+        let rs = repos(&[("data", r.path())]);
+        let join = node(
+            "join",
+            vec![
+                keyed("data", "data", "/foo(?)(?)", "$1$2", "", false),
+                keyed("data", "data", "/foo(?)(?)", "$2$1", "", false),
+            ],
+        );
+        assert_eq!(
+            keys(&plan(&join, &rs).unwrap()),
+            [
+                "/foo11/foo11",
+                "/foo12/foo21",
+                "/foo13/foo31",
+                "/foo14/foo41",
+                "/foo21/foo12",
+                "/foo22/foo22",
+                "/foo23/foo32",
+                "/foo24/foo42",
+                "/foo31/foo13",
+                "/foo32/foo23",
+                "/foo33/foo33",
+                "/foo34/foo43",
+                "/foo41/foo14",
+                "/foo42/foo24",
+                "/foo43/foo34",
+                "/foo44/foo44",
+            ]
+        );
+    }
+
+    #[test]
+    fn iterator_tests_outer_join() {
+        let r = foo_repo();
+        let rs = repos(&[("data", r.path())]);
+        let join = node(
+            "join",
+            vec![
+                keyed("data", "data", "/foo1(?)", "$1", "", true),
+                keyed("data", "data", "/foo(?)1", "$1", "", true),
+            ],
+        );
+        assert_eq!(
+            keys(&plan(&join, &rs).unwrap()),
+            [
+                "/foo10",
+                "/foo11/foo11",
+                "/foo12/foo21",
+                "/foo13/foo31",
+                "/foo14/foo41",
+                "/foo15",
+                "/foo16",
+                "/foo17",
+                "/foo18",
+                "/foo19",
+            ]
+        );
+        // Only the outer side keeps its unmatched datums.
+        let left_only = node(
+            "join",
+            vec![
+                keyed("data", "data", "/foo1(?)", "$1", "", false),
+                keyed("data", "data", "/foo(?)1", "$1", "", true),
+            ],
+        );
+        assert_eq!(
+            keys(&plan(&left_only, &rs).unwrap()),
+            [
+                "/foo11/foo11",
+                "/foo12/foo21",
+                "/foo13/foo31",
+                "/foo14/foo41"
+            ]
+        );
+    }
+
+    #[test]
+    fn iterator_tests_groups() {
+        let r = foo_repo();
+        let rs = repos(&[("data", r.path())]);
+        let single = node(
+            "group",
+            vec![keyed("data", "data", "/foo(?)(?)", "", "$1", false)],
+        );
+        assert_eq!(
+            keys(&plan(&single, &rs).unwrap()),
+            [
+                "/foo10/foo11/foo12/foo13/foo14/foo15/foo16/foo17/foo18/foo19",
+                "/foo20/foo21/foo22/foo23/foo24/foo25/foo26/foo27/foo28/foo29",
+                "/foo30/foo31/foo32/foo33/foo34/foo35/foo36/foo37/foo38/foo39",
+                "/foo40/foo41/foo42/foo43/foo44/foo45/foo46/foo47/foo48/foo49",
+            ]
+        );
+        let doubles = node(
+            "group",
+            vec![
+                keyed("data", "data", "/foo(?)(?)", "", "$1", false),
+                keyed("data", "data", "/foo(?)(?)", "", "$2", false),
+            ],
+        );
+        assert_eq!(
+            keys(&plan(&doubles, &rs).unwrap()),
+            [
+                "/foo10/foo20/foo30/foo40",
+                "/foo10/foo11/foo12/foo13/foo14/foo15/foo16/foo17/foo18/foo19/foo11/foo21/foo31/foo41",
+                "/foo20/foo21/foo22/foo23/foo24/foo25/foo26/foo27/foo28/foo29/foo12/foo22/foo32/foo42",
+                "/foo30/foo31/foo32/foo33/foo34/foo35/foo36/foo37/foo38/foo39/foo13/foo23/foo33/foo43",
+                "/foo40/foo41/foo42/foo43/foo44/foo45/foo46/foo47/foo48/foo49/foo14/foo24/foo34/foo44",
+                "/foo15/foo25/foo35/foo45",
+                "/foo16/foo26/foo36/foo46",
+                "/foo17/foo27/foo37/foo47",
+                "/foo18/foo28/foo38/foo48",
+                "/foo19/foo29/foo39/foo49",
+            ]
+        );
+    }
+
+    #[test]
+    fn iterator_tests_group_of_a_join_and_union_with_a_group() {
+        let r = foo_repo();
+        let rs = repos(&[("data", r.path())]);
+        let join = node(
+            "join",
+            vec![
+                keyed("data", "data", "/foo(?)(?)", "$1$2", "$1", false),
+                keyed("data", "data", "/foo(?)(?)", "$2$1", "$2", false),
+            ],
+        );
+        let group_join = node("group", vec![join]);
+        assert_eq!(
+            keys(&plan(&group_join, &rs).unwrap()),
+            [
+                "/foo11/foo11/foo12/foo21/foo13/foo31/foo14/foo41",
+                "/foo21/foo12/foo22/foo22/foo23/foo32/foo24/foo42",
+                "/foo31/foo13/foo32/foo23/foo33/foo33/foo34/foo43",
+                "/foo41/foo14/foo42/foo24/foo43/foo34/foo44/foo44",
+            ]
+        );
+
+        let union = node(
+            "union",
+            vec![
+                keyed("data", "data", "/foo(?)(?)", "", "", false),
+                node(
+                    "group",
+                    vec![keyed("data", "data", "/foo(?)(?)", "", "$2", false)],
+                ),
+            ],
+        );
+        let got = keys(&plan(&union, &rs).unwrap());
+        // The union's first input first, then the group's datums.
+        let mut want: Vec<String> = (10..50).map(|i| format!("/foo{i}")).collect();
+        want.extend((0..10).map(|j| (1..5).map(|i| format!("/foo{i}{j}")).collect::<String>()));
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn iterator_tests_join_with_a_trailing_slash() {
+        let a = repo(
+            &(0..10)
+                .map(|j| format!("foo-{j}"))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        let b = repo(
+            &(0..10)
+                .map(|j| format!("foo-{j}"))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        let rs = repos(&[("r0", a.path()), ("r1", b.path())]);
+        let want: Vec<String> = (0..10).map(|j| format!("/foo-{j}/foo-{j}")).collect();
+        for glob in ["/(*)", "/(*)/"] {
+            let join = node(
+                "join",
+                vec![
+                    keyed("r0", "r0", glob, "$1", "", false),
+                    keyed("r1", "r1", glob, "$1", "", false),
+                ],
+            );
+            assert_eq!(keys(&plan(&join, &rs).unwrap()), want, "{glob}");
+        }
+    }
+
+    #[test]
+    fn join_order_first_seen_keys_and_first_input_fastest() {
+        // Several parts per key on both sides: the key's product lists the
+        // first input's parts fastest, keys in the order first seen.
+        let a = repo(&["b-1", "b-2", "a-1"]);
+        let b = repo(&["x-b", "y-b", "z-a"]);
+        let rs = repos(&[("A", a.path()), ("B", b.path())]);
+        let join = node(
+            "join",
+            vec![
+                keyed("A", "A", "/(*)-*", "$1", "", false),
+                keyed("B", "B", "/*-(*)", "$1", "", false),
+            ],
+        );
+        assert_eq!(
+            keys(&plan(&join, &rs).unwrap()),
+            ["/a-1/z-a", "/b-1/x-b", "/b-2/x-b", "/b-1/y-b", "/b-2/y-b"]
+        );
+        // A cross under a join falls apart into its parts, each keyed alone:
+        // both parts of the cross's datum join A's part on their own.
+        let c = repo(&["a-9"]);
+        let rs = repos(&[("A", a.path()), ("B", b.path()), ("C", c.path())]);
+        let nested = node(
+            "join",
+            vec![
+                node(
+                    "cross",
+                    vec![
+                        keyed("C", "C", "/(*)-*", "$1", "", false),
+                        keyed("B", "B", "/z-(*)", "$1", "", false),
+                    ],
+                ),
+                keyed("A", "A", "/(a)-*", "$1", "", false),
+            ],
+        );
+        assert_eq!(
+            matched(&plan(&nested, &rs).unwrap()),
+            ["A:/a-1 × C:/a-9", "A:/a-1 × B:/z-a"]
+        );
+    }
+
+    #[test]
+    fn zero_datums_are_explained() {
+        let a = repo(&["x.csv", "sub/y.csv", "b.csv", "c.csv", "d.csv", "e.csv"]);
+        let rs = repos(&[("A", a.path())]);
+        let notes = explain_empty(&pfs("A", "/*.txt"), &rs);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("input `A`") && notes[0].contains("/*.txt"),
+            "{}",
+            notes[0]
+        );
+        assert!(
+            notes[0].contains("b.csv, c.csv, d.csv, e.csv, sub/ and 1 more"),
+            "{}",
+            notes[0]
+        );
+
+        let empty = repo(&[]);
+        let rs = repos(&[("A", a.path()), ("E", empty.path())]);
+        let notes = explain_empty(&node("cross", vec![pfs("A", "/*"), pfs("E", "/*")]), &rs);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("input.cross[1].pfs"), "{}", notes[0]);
+        assert!(notes[0].contains("holds no files"), "{}", notes[0]);
+
+        let b = repo(&["q.csv"]);
+        let rs = repos(&[("A", a.path()), ("B", b.path())]);
+        let join = node(
+            "join",
+            vec![
+                keyed("A", "A", "/(*).csv", "$1", "", false),
+                keyed("B", "B", "/(*).csv", "$1", "", false),
+            ],
+        );
+        assert!(plan(&join, &rs).unwrap().is_empty());
+        let notes = explain_empty(&join, &rs);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("no `join_on` key"), "{}", notes[0]);
+        assert!(notes[0].contains("[1] has `q`"), "{}", notes[0]);
+        assert!(explain_empty(&pfs("A", "/*"), &rs).is_empty());
+    }
+
+    #[test]
+    fn json_lists_ids_indexes_inputs_and_files() {
+        let a = repo(&["d/1.txt", "d/2.txt"]);
+        let rs = repos(&[("A", a.path())]);
+        let d = plan(&named("A", "in", "/*"), &rs).unwrap();
+        let json = to_json(&d);
+        assert_eq!(
+            json,
+            serde_json::json!([{
+                "id": d[0].id(),
+                "index": 1,
+                "inputs": [{
+                    "name": "in",
+                    "repo": "A",
+                    "glob_path": "/d",
+                    "files": ["/d/1.txt", "/d/2.txt"],
+                }],
+            }])
+        );
+    }
 }
