@@ -89,13 +89,15 @@ fn every_pipeline_fixture_passes() {
         "datum-fails",
         "worker-state",
         "overlap",
+        "join",
+        "group",
     ] {
         command.arg("--fixture").arg(pipeline(name));
     }
     command
         .assert()
         .success()
-        .stdout(predicate::str::contains("8 passed, 0 failed"));
+        .stdout(predicate::str::contains("10 passed, 0 failed"));
 }
 
 fn a_wrong_expected_output_fails_with_a_diff() {
