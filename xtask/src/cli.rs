@@ -186,6 +186,9 @@ pub struct RunArgs {
     /// Print the datums the spec makes and run nothing.
     #[arg(long)]
     pub list_datums: bool,
+    /// With --list-datums: print the datums as JSON on stdout, for tools.
+    #[arg(long, requires = "list_datums")]
+    pub json: bool,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }
