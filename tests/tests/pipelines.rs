@@ -753,6 +753,31 @@ fn limits_failures_and_secrets_are_reported_clearly() {
     assert!(stderr.contains("job_timeout"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(30), "{stderr}");
 
+    // --timeout limits each phase: a build past it, a run phase past it.
+    let slow_build = variant(
+        "stdin",
+        "echo ok > /pfs/out/ok.txt\n",
+        serde_json::json!({}),
+    );
+    std::fs::write(slow_build.path().join("source/build-hook.sh"), "sleep 60\n").unwrap();
+    let started = std::time::Instant::now();
+    let (code, stderr) = run_variant(&slow_build, &["--timeout", "2s"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the build phase ran past its time limit (2s"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "{stderr}");
+    let (code, stderr) = run_variant(&slow, &["--timeout", "2s"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("ran past --timeout (2s)"), "{stderr}");
+    let (code, stderr) = run_variant(&slow, &["--datum-timeout", "1s", "--datum-tries", "1"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("killed: it ran past datum_timeout (1s)"),
+        "{stderr}"
+    );
+
     // Secrets: missing is bad input naming the field and the flag; given,
     // as a variable and as files.
     let secretive = variant(

@@ -140,6 +140,13 @@ pub struct PipelineArgs {
     /// `transform.user` or the image's.
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
+    /// Time limit of each phase, e.g. `10m` (default: 30m for the build
+    /// phase, none for the run phase beyond the spec's `job_timeout`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Time limit of each datum, instead of the spec's `datum_timeout`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub datum_timeout: Option<std::time::Duration>,
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
@@ -298,4 +305,13 @@ fn parse_size(text: &str) -> Result<u64, String> {
         return Err(format!("{text:?}: a container needs at least 6m"));
     }
     Ok(bytes)
+}
+
+/// `--timeout 10m`: a Go duration, as specs write them.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    match harness::spec::duration::parse_go_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("a time limit of 0 would stop everything at once".into()),
+        Err(why) => Err(format!("{why}; write e.g. `90s`, `10m` or `1h30m`")),
+    }
 }

@@ -224,16 +224,32 @@ pub async fn run(
             ],
             ..ExecSpec::default()
         };
-        engine
-            .exec(container.id(), &exec, &mut |stream, bytes| {
-                log.write(stream, bytes, sink)
-            })
-            .await
+        let mut to_log = |stream, bytes: &[u8]| log.write(stream, bytes, sink);
+        let running = engine.exec(container.id(), &exec, &mut to_log);
+        // Past the limit the exec is dropped; the container goes below.
+        match tokio::time::timeout(options.datums.build_timeout(), running).await {
+            Ok(code) => code.map(Some),
+            Err(_) => Ok(None),
+        }
     }
     .await;
     log.finish(sink);
     container.finish(options.keep, kept).await;
-    let code = ran?;
+    let Some(code) = ran? else {
+        let why = format!(
+            "killed: the build phase ran past its time limit ({}; `--timeout` sets it)",
+            super::settings::duration_text(options.datums.build_timeout())
+        );
+        log.note(&why, sink);
+        return Ok(Err(PhaseFailure {
+            phase: Phase::Build,
+            datum: None,
+            exit_code: -1,
+            why: Some(why),
+            log_path: log.path.clone(),
+            tail: log.tail(),
+        }));
+    };
     if code != 0 {
         log.note(&format!("build.sh exited with code {code}"), sink);
         return Ok(Err(PhaseFailure {

@@ -125,6 +125,21 @@ pub struct DatumOptions {
     pub memory: Option<u64>,
     /// The user the datums run as, instead of `transform.user`.
     pub user: Option<String>,
+    /// Each phase's time limit (`--timeout`); the build phase has
+    /// [`DEFAULT_BUILD_TIMEOUT`] without it.
+    pub phase_timeout: Option<Duration>,
+    /// Each datum's time limit, instead of the spec's `datum_timeout`.
+    pub datum_timeout: Option<Duration>,
+}
+
+/// How long a build phase may run unless `--timeout` says otherwise.
+pub const DEFAULT_BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+impl DatumOptions {
+    /// The build phase's time limit.
+    pub fn build_timeout(&self) -> Duration {
+        self.phase_timeout.unwrap_or(DEFAULT_BUILD_TIMEOUT)
+    }
 }
 
 /// Processes a phase's container may run at once.
@@ -571,7 +586,7 @@ pub async fn execute(
     let running = async {
         match crew {
             Some(mut crew) => match with_job_timeout(
-                settings.job_timeout,
+                run_phase_limit(settings.job_timeout, options.datums.phase_timeout),
                 options,
                 crew.run(
                     &to_run,
@@ -698,14 +713,28 @@ pub(crate) async fn merge_outputs(
     .map_err(|e| crate::Error::Failed(format!("merging the outputs stopped: {e}")))?
 }
 
-/// Runs the datums within the spec's `job_timeout`, if any; past it, the
+/// The run phase's limit: the shorter of the spec's `job_timeout` and
+/// `--timeout`, and which it is.
+fn run_phase_limit(
+    job_timeout: Option<Duration>,
+    phase_timeout: Option<Duration>,
+) -> Option<(Duration, &'static str)> {
+    match (job_timeout, phase_timeout) {
+        (Some(j), Some(p)) if p <= j => Some((p, "--timeout")),
+        (Some(j), _) => Some((j, "job_timeout")),
+        (None, Some(p)) => Some((p, "--timeout")),
+        (None, None) => None,
+    }
+}
+
+/// Runs the datums within the run phase's limit, if any; past it, the
 /// job fails (the caller then removes the workers, which kills the datums).
 async fn with_job_timeout(
-    limit: Option<Duration>,
+    limit: Option<(Duration, &'static str)>,
     options: &RunOptions,
     run: impl std::future::Future<Output = Result<Option<PhaseFailure>>>,
 ) -> Result<Option<PhaseFailure>> {
-    let Some(limit) = limit else {
+    let Some((limit, which)) = limit else {
         return run.await;
     };
     match tokio::time::timeout(limit, run).await {
@@ -715,8 +744,8 @@ async fn with_job_timeout(
             datum: None,
             exit_code: -1,
             why: Some(format!(
-                "killed: the job ran past job_timeout ({}s); its datums were stopped",
-                limit.as_secs_f64()
+                "killed: the run phase ran past {which} ({}); its datums were stopped",
+                settings::duration_text(limit)
             )),
             log_path: options.log_dir.clone(),
             tail: Vec::new(),

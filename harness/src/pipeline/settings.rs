@@ -82,7 +82,10 @@ impl DatumSettings {
         Ok(DatumSettings {
             tries,
             accept: spec.transform.accept_return_code.clone(),
-            datum_timeout: duration("datum_timeout", &spec.datum_timeout)?,
+            datum_timeout: match options.datums.datum_timeout {
+                Some(limit) => Some(limit),
+                None => duration("datum_timeout", &spec.datum_timeout)?,
+            },
             job_timeout: duration("job_timeout", &spec.job_timeout)?,
             working_dir: non_empty(&spec.transform.working_dir).map(String::from),
             user: options
@@ -120,10 +123,10 @@ impl DatumSettings {
         text.into_bytes()
     }
 
-    /// `datum_timeout` as the spec wrote it, for messages.
+    /// The datum's time limit, for messages.
     pub fn timeout_text(&self) -> String {
         self.datum_timeout
-            .map_or_else(|| "none".to_string(), |d| format!("{}s", d.as_secs_f64()))
+            .map_or_else(|| "none".to_string(), duration_text)
     }
 
     /// The platform's environment of one datum, before `transform.env`.
@@ -270,4 +273,16 @@ fn load_secrets(prepared: &Prepared, given: &BTreeMap<String, PathBuf>) -> Resul
         }
     }
     Ok((env, files))
+}
+
+/// `1.5s`, `30m`, `2h`: a limit as people write it.
+pub fn duration_text(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs >= 3600.0 && secs % 3600.0 == 0.0 {
+        format!("{}h", secs / 3600.0)
+    } else if secs >= 60.0 && secs % 60.0 == 0.0 {
+        format!("{}m", secs / 60.0)
+    } else {
+        format!("{secs}s")
+    }
 }

@@ -57,16 +57,22 @@ pub const JOB_DIR: &str = "/.pachbuild/job";
 const WORKER_SCRIPT: &str = r#"token=$1
 job=/.pachbuild/job
 cwd=$PWD
-tries=1 accept= timeout= workdir= empty=
-if [ -f "$job/settings" ]; then . "$job/settings"; fi
-if [ -n "$workdir" ]; then cwd=$workdir; fi
-input=/dev/null
-if [ -f "$job/stdin" ]; then input=$job/stdin; fi
-err_input=/dev/null
-if [ -f "$job/err_stdin" ]; then err_input=$job/err_stdin; fi
+ready=
 sid=
 if command -v setsid >/dev/null 2>&1; then sid=setsid; fi
-if [ -d "$job/secrets" ]; then cp -R "$job/secrets/." / || echo "pachbuild worker: cannot place the secrets"; fi
+# The job volume is complete only once the first datum is sent (the worker
+# starts while it is being filled): read it then.
+setup() {
+  tries=1 accept= timeout= workdir= empty=
+  if [ -f "$job/settings" ]; then . "$job/settings"; fi
+  if [ -n "$workdir" ]; then cwd=$workdir; fi
+  input=/dev/null
+  if [ -f "$job/stdin" ]; then input=$job/stdin; fi
+  err_input=/dev/null
+  if [ -f "$job/err_stdin" ]; then err_input=$job/err_stdin; fi
+  if [ -d "$job/secrets" ]; then cp -R "$job/secrets/." / || echo "pachbuild worker: cannot place the secrets"; fi
+  ready=1
+}
 stage() {
   cd / || return 1
   for d in /pfs/* /pfs/.[!.]* /pfs/..?*; do
@@ -117,6 +123,7 @@ links() {
   done
 }
 while IFS= read -r i; do
+  if [ -z "$ready" ]; then setup; fi
   try=1 state=failed code=0
   while :; do
     rm -f "$job/timedout-$i"

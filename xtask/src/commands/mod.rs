@@ -96,6 +96,8 @@ pub fn pipeline_runner_options(
             secrets: args.secrets.iter().cloned().collect(),
             memory: args.memory,
             user: args.user.clone(),
+            phase_timeout: args.timeout,
+            datum_timeout: args.datum_timeout,
         },
         ..runner_options(context, &args.base)
     }
