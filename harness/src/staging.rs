@@ -126,7 +126,8 @@ pub fn unpack_into(reader: impl Read, strip: &str, dest: &Path) -> Result<Unpack
 }
 
 /// [`unpack_into`] for the outputs of datums (`<datum>/...` after `strip`):
-/// a symlink must also point inside its datum's output; the worker already
+/// a symlink must also point inside its datum's output (by a target whose
+/// `..` all come first; a datum's folder is never a link); the worker already
 /// turned links into the inputs into copies, as the platform does, so any
 /// other link would dangle on the host or reach outside the output.
 pub fn unpack_outputs(reader: impl Read, strip: &str, dest: &Path) -> Result<Unpacked> {

@@ -5,8 +5,9 @@
 //! outside a destination folder.
 //!
 //! Bounded for CI: every property runs [`CASES`] cases (fewer for those that
-//! build file trees), unless `PROPTEST_CASES` says otherwise. A failure is
-//! shrunk and its seed saved under `proptest-regressions/` beside this file.
+//! build file trees), unless `PROPTEST_CASES` says otherwise (e.g. 3000 for
+//! a longer hunt). A failure is shrunk, and its seed saved in
+//! `harness/tests/proptest-regressions/` and tried first on later runs.
 
 mod archive;
 mod datum;
