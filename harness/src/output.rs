@@ -262,7 +262,9 @@ pub(crate) fn ensure_no_symlink_parent(dest: &Path, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn remove_if_symlink(path: &Path) -> Result<()> {
+/// Removes `path` when it is a symlink (so that what is written there next
+/// lands at `path`, not where the link points).
+pub(crate) fn remove_if_symlink(path: &Path) -> Result<()> {
     if let Ok(m) = fs::symlink_metadata(path) {
         if m.file_type().is_symlink() {
             fs::remove_file(path).with_path("remove", path)?;

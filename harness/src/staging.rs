@@ -126,7 +126,8 @@ pub fn unpack_into(reader: impl Read, strip: &str, dest: &Path) -> Result<Unpack
 }
 
 /// [`unpack_into`] for the outputs of datums (`<datum>/...` after `strip`):
-/// a symlink must also point inside its datum's output; the worker already
+/// a symlink must also point inside its datum's output (by a target whose
+/// `..` all come first; a datum's folder is never a link); the worker already
 /// turned links into the inputs into copies, as the platform does, so any
 /// other link would dangle on the host or reach outside the output.
 pub fn unpack_outputs(reader: impl Read, strip: &str, dest: &Path) -> Result<Unpacked> {
@@ -135,17 +136,32 @@ pub fn unpack_outputs(reader: impl Read, strip: &str, dest: &Path) -> Result<Unp
 
 /// Whether a link at `rel` (`<datum>/path`) to `target` stays inside the
 /// datum's folder.
+///
+/// Checked on the text of `target`, which is sound only when every `..` is
+/// taken in a real folder: the folders above the link are (nothing is
+/// written through a symlink), but a name inside `target` may be another
+/// link of the archive (`a/..` with `a` → `..` is the datum's parent). So
+/// `..` may only lead the target, and the datum's folder itself (`rel` of
+/// one part) may not be a link.
 fn link_stays_inside(rel: &Path, target: &Path) -> bool {
     use std::path::Component;
     if target.is_absolute() {
         return false;
     }
+    let Some(below) = rel.components().count().checked_sub(2) else {
+        return false;
+    };
     // Depth below the datum's folder of the link's own folder.
-    let mut depth = rel.components().count().saturating_sub(2) as i64;
+    let mut depth = below as i64;
+    let mut named = false;
     for part in target.components() {
         match part {
+            Component::ParentDir if named => return false,
             Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
+            Component::Normal(_) => {
+                depth += 1;
+                named = true;
+            }
             Component::CurDir => {}
             _ => return false,
         }
@@ -218,7 +234,10 @@ fn unpack(reader: impl Read, strip: &str, dest: &Path, outputs: bool) -> Result<
             tar::EntryType::Symlink => {
                 let to = link(&entry)?;
                 if outputs && !link_stays_inside(&rel, &to) {
-                    let shown: PathBuf = rel.components().skip(1).collect();
+                    let mut shown: PathBuf = rel.components().skip(1).collect();
+                    if shown.as_os_str().is_empty() {
+                        shown = PathBuf::from("/pfs/out");
+                    }
                     return Err(Error::Failed(format!(
                         "the output holds a symlink `{}` → `{}` that points outside `/pfs/out` \
                          and into no input; the platform cannot upload it\n  fix: write a file \
@@ -232,6 +251,9 @@ fn unpack(reader: impl Read, strip: &str, dest: &Path, outputs: bool) -> Result<
             tar::EntryType::Link => {
                 let to = link(&entry)?;
                 let to = unstrip(&to)?.unwrap_or_default();
+                // Read nothing through a link of the archive, which may
+                // point anywhere.
+                output::ensure_no_symlink_parent(dest, &to)?;
                 let from = dest.join(&to);
                 let is_file = std::fs::symlink_metadata(&from)
                     .map(|m| m.is_file())
@@ -243,6 +265,7 @@ fn unpack(reader: impl Read, strip: &str, dest: &Path, outputs: bool) -> Result<
                         to.display()
                     )));
                 }
+                output::remove_if_symlink(&target)?;
                 let copied = std::fs::copy(&from, &target).with_path("write", &target)?;
                 done.files += 1;
                 done.bytes += copied;
@@ -253,6 +276,9 @@ fn unpack(reader: impl Read, strip: &str, dest: &Path, outputs: bool) -> Result<
                     .mode()
                     .map(|m| m & 0o111 != 0)
                     .unwrap_or(false);
+                // A later entry replaces an earlier link, as `tar` does;
+                // writing through it would land where it points.
+                output::remove_if_symlink(&target)?;
                 let mut file = std::fs::File::create(&target).with_path("write", &target)?;
                 let copied = io::copy(&mut entry, &mut file)
                     .map_err(|e| bad(format!("cannot read `{}`: {e}", raw.display())))?;
@@ -855,6 +881,83 @@ mod tests {
             Path::new("../../f")
         ));
         assert!(!link_stays_inside(Path::new("0/x/l"), Path::new("../../f")));
+    }
+
+    #[test]
+    fn a_file_over_a_symlink_replaces_the_link_not_its_target() {
+        use std::os::unix::fs::PermissionsExt;
+        // Found by the property tests: the file was written where the
+        // earlier link pointed, outside the destination.
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        fs::write(&secret, "secret").unwrap();
+        let tar = tar_of(&[
+            (
+                "out/l",
+                tar::EntryType::Symlink,
+                secret.to_str().unwrap(),
+                b"",
+                0o777,
+            ),
+            ("out/l", tar::EntryType::Regular, "", b"over", 0o755),
+            (
+                "out/m",
+                tar::EntryType::Symlink,
+                secret.to_str().unwrap(),
+                b"",
+                0o777,
+            ),
+            ("out/f", tar::EntryType::Regular, "", b"f", 0o644),
+            ("out/m", tar::EntryType::Link, "out/f", b"", 0o644),
+        ]);
+        let dest = dir.path().join("d");
+        let _ = unpack_into(&tar[..], "out", &dest);
+        assert_eq!(fs::read(&secret).unwrap(), b"secret");
+        let mode = fs::metadata(&secret).unwrap().permissions().mode();
+        assert_ne!(mode & 0o777, 0o755, "{mode:o}");
+        assert_eq!(fs::read(dest.join("l")).unwrap(), b"over");
+        assert!(fs::symlink_metadata(dest.join("m")).unwrap().is_file());
+    }
+
+    #[test]
+    fn a_hard_link_cannot_read_through_a_symlink() {
+        // Found by the property tests: `h` became a copy of a file outside
+        // the destination, reached through the archive's own link `l`.
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("secret"), "secret").unwrap();
+        let tar = tar_of(&[
+            (
+                "out/l",
+                tar::EntryType::Symlink,
+                dir.path().to_str().unwrap(),
+                b"",
+                0o777,
+            ),
+            ("out/h", tar::EntryType::Link, "out/l/secret", b"", 0o644),
+        ]);
+        let dest = dir.path().join("d");
+        let err = unpack_into(&tar[..], "out", &dest).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(!dest.join("h").exists());
+    }
+
+    #[test]
+    fn output_links_cannot_chain_out_of_their_datum() {
+        // Found by the property tests: each link is inside by its text, but
+        // `c` → `a/b/..` goes through `a/b` → `..` to the folder of all
+        // datums, and `d` → `c/..` above it; a datum folder was a link.
+        let dir = tempfile::tempdir().unwrap();
+        let chain = tar_of(&[
+            ("out/0/a/b", tar::EntryType::Symlink, "..", b"", 0o777),
+            ("out/0/c", tar::EntryType::Symlink, "a/b/..", b"", 0o777),
+        ]);
+        let err = unpack_outputs(&chain[..], "out", &dir.path().join("a")).unwrap_err();
+        assert!(err.to_string().contains("symlink `c`"), "{err}");
+        let datum = tar_of(&[("out/0", tar::EntryType::Symlink, "1", b"", 0o777)]);
+        let err = unpack_outputs(&datum[..], "out", &dir.path().join("b")).unwrap_err();
+        assert!(err.to_string().contains("symlink `/pfs/out`"), "{err}");
+        assert!(link_stays_inside(Path::new("0/a/l"), Path::new("../b/c")));
+        assert!(!link_stays_inside(Path::new("0/a/l"), Path::new("b/../c")));
     }
 
     #[test]

@@ -28,8 +28,10 @@ pub fn from_yaml_str<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T> 
 pub fn from_json_str<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T> {
     serde_json::from_str(text).map_err(|e| Error::Syntax {
         file: file.to_path_buf(),
-        line: e.line(),
-        column: e.column(),
+        // serde_json says column 0 (and line 0) for errors it cannot place
+        // in the text, such as a document of the wrong type; places are 1-based.
+        line: e.line().max(1),
+        column: e.column().max(1),
         message: strip_location(&e.to_string()),
     })
 }
@@ -75,6 +77,19 @@ mod tests {
                 assert!(line >= 2, "line {line}");
             }
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_errors_never_point_at_column_zero() {
+        // Found by the property tests: `[]` was reported at `p.json:1:0`.
+        for text in ["[]", "\"x\"", "{\"a\": 1}\n"] {
+            let err =
+                from_json_str::<BTreeMap<String, bool>>(text, Path::new("p.json")).unwrap_err();
+            assert!(
+                matches!(err, Error::Syntax { line, column, .. } if line >= 1 && column >= 1),
+                "{text}: {err:?}"
+            );
         }
     }
 

@@ -41,7 +41,7 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec> {
         return load_spec_from_reader(std::io::stdin().lock(), dir);
     }
     // A spec that is not there (or not a file) is bad input, not a failure.
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         let why = match e.kind() {
             std::io::ErrorKind::NotFound => "no such file".to_string(),
             _ if path.is_dir() => "is a folder, not a spec file".to_string(),
@@ -53,6 +53,7 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec> {
             path.display()
         ))
     })?;
+    let text = utf8_text(bytes, path)?;
     let spec = parse_spec(&text, path)?;
     Ok(LoadedSpec {
         path: path.to_path_buf(),
@@ -67,10 +68,11 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec> {
 /// real stdin.
 pub fn load_spec_from_reader(mut reader: impl Read, dir: PathBuf) -> Result<LoadedSpec> {
     let name = Path::new(STDIN_NAME);
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     reader
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .with_path("cannot read", name)?;
+    let text = utf8_text(bytes, name)?;
     let spec = parse_spec_guess(&text, name)?;
     Ok(LoadedSpec {
         path: name.to_path_buf(),
@@ -115,6 +117,23 @@ pub fn parse_spec_guess(text: &str, file: &Path) -> Result<PipelineSpec> {
             }
         }
     }
+}
+
+/// The text of a spec; bytes that are not UTF-8 are bad input (a syntax
+/// error at the first such byte), not a failure to read.
+fn utf8_text(bytes: Vec<u8>, file: &Path) -> Result<String> {
+    String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        // `good` is valid UTF-8 by construction.
+        let good = std::str::from_utf8(good).unwrap_or_default();
+        let line_start = good.rfind('\n').map_or(0, |i| i + 1);
+        Error::Syntax {
+            file: file.to_path_buf(),
+            line: good.matches('\n').count() + 1,
+            column: good[line_start..].chars().count() + 1,
+            message: "the spec is not UTF-8 text; save it as UTF-8".to_string(),
+        }
+    })
 }
 
 /// The folder a spec file lives in; `.` for a bare file name.
@@ -330,6 +349,35 @@ input:
             let err = parse_spec(text, Path::new(name)).unwrap_err();
             assert!(err.to_string().contains("empty"), "{name}: {err}");
         }
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_bad_input_with_its_place() {
+        // Found by the property tests: this was an I/O error (exit code 1).
+        let bytes = b"pipeline:\n  name: caf\xe9\n".to_vec();
+        let err = load_spec_from_reader(Cursor::new(bytes.clone()), ".".into()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Syntax {
+                    line: 2,
+                    column: 12,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.exit_code(), crate::error::exit::BAD_INPUT);
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("pipeline.yaml");
+        std::fs::write(&file, bytes).unwrap();
+        let err = load_spec(&file).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}:2:12: ", file.display())),
+            "{err}"
+        );
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
     }
 
     #[test]
