@@ -263,7 +263,7 @@ pub struct TestBuilderArgs {
     /// When a fixture's output differs from expected/, show the diff, then
     /// write the output into expected/ (the fixture then passes). Also env
     /// UPDATE_EXPECTED=1.
-    #[arg(long, env = "UPDATE_EXPECTED")]
+    #[arg(long, env = "UPDATE_EXPECTED", value_parser = clap::builder::BoolishValueParser::new())]
     pub bless: bool,
     #[command(flatten)]
     pub report: crate::report::ReportArgs,

@@ -42,10 +42,11 @@ pub struct Build {
     pub reused: bool,
 }
 
-/// How many datums a case's job had, and how many were reused.
+/// The datums of a case's job: how many ran (until a failure stopped the
+/// job, if one did) and how many were skipped with their output reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Datums {
-    pub total: usize,
+    pub ran: usize,
     pub reused: usize,
 }
 
@@ -124,7 +125,7 @@ impl Case {
         if !report.datum_times.is_empty() || report.datums_reused > 0 {
             self.run_seconds = Some(report.datums_time.as_secs_f64());
             self.datums = Some(Datums {
-                total: report.datum_times.len() + report.datums_reused,
+                ran: report.datum_times.len(),
                 reused: report.datums_reused,
             });
         }
@@ -322,10 +323,7 @@ pub(crate) mod tests {
             reused: false,
         });
         hello.run_seconds = Some(0.5);
-        hello.datums = Some(Datums {
-            total: 6,
-            reused: 2,
-        });
+        hello.datums = Some(Datums { ran: 4, reused: 2 });
         results.cases.push(hello);
         let mut expected =
             Case::new("shtest", "build-fails", Status::Passed).note("failed as expected");
@@ -340,10 +338,7 @@ pub(crate) mod tests {
             reused: true,
         });
         diff.run_seconds = Some(0.25);
-        diff.datums = Some(Datums {
-            total: 6,
-            reused: 0,
-        });
+        diff.datums = Some(Datums { ran: 6, reused: 0 });
         diff.message = Some("the output differs from expected/:\n...".into());
         diff.log = Some("/work/repo/target/pachbuild/logs/r1/cross".into());
         diff.diff = Some(DirDiff {
@@ -365,10 +360,7 @@ pub(crate) mod tests {
             reused: true,
         });
         datum.run_seconds = Some(1.0);
-        datum.datums = Some(Datums {
-            total: 3,
-            reused: 0,
-        });
+        datum.datums = Some(Datums { ran: 2, reused: 0 });
         datum.message = Some(
             "the run phase failed on datum 8f3a (numbers:/bad.txt) with exit code 3; last lines of its log:".into(),
         );

@@ -67,9 +67,9 @@ fn row(case: &Case, cwd: &Path) -> [String; 7] {
     let run = case.run_seconds.map_or_else(String::new, seconds);
     let datums = case.datums.map_or_else(String::new, |d| {
         if d.reused > 0 {
-            format!("{} ({} reused)", d.total, d.reused)
+            format!("{} + {} reused", d.ran, d.reused)
         } else {
-            d.total.to_string()
+            d.ran.to_string()
         }
     });
     let log = match (&case.log, case.status) {
