@@ -318,6 +318,7 @@ mod tests {
             phase,
             datum: datum.map(|d| (d.to_string(), "abc".to_string())),
             exit_code: 1,
+            why: None,
             log_path,
             tail: vec![],
         }

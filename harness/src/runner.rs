@@ -57,6 +57,8 @@ pub struct RunnerOptions {
     /// Where outputs are assembled before they are judged or moved into
     /// place (temporary folders inside it).
     pub scratch_dir: PathBuf,
+    /// Tries, keep going, secrets.
+    pub datums: pipeline::DatumOptions,
 }
 
 impl Default for RunnerOptions {
@@ -74,6 +76,7 @@ impl Default for RunnerOptions {
             jobs: pipeline::default_jobs(),
             cache: CacheOptions::default(),
             scratch_dir: std::env::temp_dir(),
+            datums: pipeline::DatumOptions::default(),
         }
     }
 }
@@ -212,10 +215,13 @@ impl Runner {
                     .await?;
             }
         }
-        for image in [
-            &prepared.resolved.builder_image,
-            &prepared.resolved.run_image,
-        ] {
+        let resolved = &prepared.resolved;
+        let images = if resolved.has_build {
+            vec![&resolved.builder_image, &resolved.run_image]
+        } else {
+            vec![&resolved.run_image]
+        };
+        for image in images {
             if self.engine.image(image).await?.is_none() {
                 return Err(Error::invalid(
                     &prepared.loaded.path,
@@ -236,6 +242,7 @@ impl Runner {
             jobs: self.options.jobs,
             cache: self.options.cache.clone(),
             scratch_dir: self.options.scratch_dir.clone(),
+            datums: self.options.datums.clone(),
         };
         pipeline::execute(&self.engine, prepared, &options, sink).await
     }

@@ -122,6 +122,41 @@ pub struct Unpacked {
 /// (hard links become copies). Files get 0644, or 0755 when any exec bit
 /// was set.
 pub fn unpack_into(reader: impl Read, strip: &str, dest: &Path) -> Result<Unpacked> {
+    unpack(reader, strip, dest, false)
+}
+
+/// [`unpack_into`] for the outputs of datums (`<datum>/...` after `strip`):
+/// a symlink must also point inside its datum's output; the worker already
+/// turned links into the inputs into copies, as the platform does, so any
+/// other link would dangle on the host or reach outside the output.
+pub fn unpack_outputs(reader: impl Read, strip: &str, dest: &Path) -> Result<Unpacked> {
+    unpack(reader, strip, dest, true)
+}
+
+/// Whether a link at `rel` (`<datum>/path`) to `target` stays inside the
+/// datum's folder.
+fn link_stays_inside(rel: &Path, target: &Path) -> bool {
+    use std::path::Component;
+    if target.is_absolute() {
+        return false;
+    }
+    // Depth below the datum's folder of the link's own folder.
+    let mut depth = rel.components().count().saturating_sub(2) as i64;
+    for part in target.components() {
+        match part {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            _ => return false,
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    true
+}
+
+fn unpack(reader: impl Read, strip: &str, dest: &Path, outputs: bool) -> Result<Unpacked> {
     let strip = clean_prefix(strip)?;
     let bad = |what: String| Error::Failed(format!("archive from the engine: {what}"));
     let unstrip = |raw: &Path| -> Result<Option<PathBuf>> {
@@ -182,6 +217,16 @@ pub fn unpack_into(reader: impl Read, strip: &str, dest: &Path) -> Result<Unpack
             }
             tar::EntryType::Symlink => {
                 let to = link(&entry)?;
+                if outputs && !link_stays_inside(&rel, &to) {
+                    let shown: PathBuf = rel.components().skip(1).collect();
+                    return Err(Error::Failed(format!(
+                        "the output holds a symlink `{}` → `{}` that points outside `/pfs/out` \
+                         and into no input; the platform cannot upload it\n  fix: write a file \
+                         (or link to a file under `/pfs/<input>`, which becomes a copy of it)",
+                        shown.display(),
+                        to.display()
+                    )));
+                }
                 output::replace_with_symlink(&to, &target)?;
             }
             tar::EntryType::Link => {
@@ -217,10 +262,15 @@ pub fn unpack_into(reader: impl Read, strip: &str, dest: &Path) -> Result<Unpack
                 done.bytes += copied;
             }
             other => {
+                let what = match other {
+                    tar::EntryType::Fifo => "a fifo".to_string(),
+                    tar::EntryType::Char | tar::EntryType::Block => "a device".to_string(),
+                    other => format!("a {other:?} entry"),
+                };
                 return Err(bad(format!(
-                    "`{}` is a {other:?} entry; only files, folders and symlinks can be output",
+                    "`{}` is {what}; only files, folders and symlinks can be output",
                     raw.display()
-                )))
+                )));
             }
         }
     }
@@ -785,6 +835,26 @@ mod tests {
             fs::read_link(dest.join("1/ln")).unwrap(),
             Path::new("/pfs/in/a")
         );
+    }
+
+    #[test]
+    fn output_links_must_stay_in_their_datum() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = tar_of(&[
+            ("out/0/a", tar::EntryType::Regular, "", b"A", 0o644),
+            ("out/0/d/l", tar::EntryType::Symlink, "../a", b"", 0o777),
+        ]);
+        unpack_outputs(&inside[..], "out", &dir.path().join("a")).unwrap();
+        for target in ["/pfs/in/a", "../../1/a", "../1/a", "/etc/passwd"] {
+            let tar = tar_of(&[("out/0/l", tar::EntryType::Symlink, target, b"", 0o777)]);
+            let err = unpack_outputs(&tar[..], "out", &dir.path().join("b")).unwrap_err();
+            assert!(err.to_string().contains("symlink `l`"), "{target}: {err}");
+        }
+        assert!(link_stays_inside(
+            Path::new("0/x/y/l"),
+            Path::new("../../f")
+        ));
+        assert!(!link_stays_inside(Path::new("0/x/l"), Path::new("../../f")));
     }
 
     #[test]

@@ -154,7 +154,7 @@ pub async fn remove_kept(engine: &Engine, stderr: &str) {
         stderr
             .lines()
             .filter_map(|l| l.trim().strip_prefix(kind))
-            .map(|rest| rest.trim().to_string())
+            .filter_map(|rest| rest.split_whitespace().next().map(String::from))
             .collect()
     };
     for id in listed("container ") {

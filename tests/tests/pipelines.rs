@@ -89,13 +89,20 @@ fn every_pipeline_fixture_passes() {
         "datum-fails",
         "worker-state",
         "overlap",
+        "datum-semantics",
+        "datum-timeout",
+        "files-and-env",
+        "working-dir",
+        "ordinary",
+        "sandbox",
+        "run-as-user",
     ] {
         command.arg("--fixture").arg(pipeline(name));
     }
     command
         .assert()
         .success()
-        .stdout(predicate::str::contains("8 passed, 0 failed"));
+        .stdout(predicate::str::contains("15 passed, 0 failed"));
 }
 
 fn a_wrong_expected_output_fails_with_a_diff() {
@@ -665,6 +672,120 @@ fn unchanged_datums_are_skipped_and_their_outputs_reused() {
         .success();
 }
 
+/// A copy of pipeline fixture `name` whose `source/main.sh` is `main`, and
+/// whose spec gets `extra` top-level JSON fields.
+fn variant(name: &str, main: &str, extra: serde_json::Value) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&pipeline(name), copy.path());
+    std::fs::write(copy.path().join("source/main.sh"), main).unwrap();
+    let spec_path = copy.path().join("pipeline.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&spec_path).unwrap()).unwrap();
+    for (k, v) in extra.as_object().unwrap() {
+        if k == "transform" {
+            for (tk, tv) in v.as_object().unwrap() {
+                spec["transform"][tk] = tv.clone();
+            }
+        } else {
+            spec[k] = v.clone();
+        }
+    }
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    copy
+}
+
+fn run_variant(copy: &tempfile::TempDir, args: &[&str]) -> (Option<i32>, String) {
+    let output = cli()
+        .arg("run")
+        .arg(copy.path().join("pipeline.json"))
+        .args(args)
+        .arg("--out")
+        .arg(copy.path().join("out"))
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn limits_failures_and_secrets_are_reported_clearly() {
+    // Out of memory: named as such, not as exit code 137.
+    let hungry = variant(
+        "stdin",
+        "head -c 400000000 /dev/zero | tail -n 1 > /dev/null\n",
+        serde_json::json!({}),
+    );
+    let (code, stderr) = run_variant(&hungry, &["--memory", "64m", "--datum-tries", "1"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("out of memory"), "{stderr}");
+    assert!(stderr.contains("--memory"), "{stderr}");
+
+    // --keep-going: every datum runs, every failure is reported.
+    let picky = variant(
+        "datum-fails",
+        "echo \"refusing $numbers\" >&2; exit 3\n",
+        serde_json::json!({}),
+    );
+    let (code, stderr) = run_variant(&picky, &["--keep-going", "--datum-tries", "1"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let failed = stderr
+        .matches("error: the run phase failed on datum")
+        .count();
+    assert!(failed >= 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{failed} datums failed")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rerun only this datum"), "{stderr}");
+
+    // job_timeout stops the job, and says which limit.
+    let slow = variant(
+        "stdin",
+        "sleep 60\n",
+        serde_json::json!({"job_timeout": "2s"}),
+    );
+    let started = std::time::Instant::now();
+    let (code, stderr) = run_variant(&slow, &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("job_timeout"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{stderr}");
+
+    // Secrets: missing is bad input naming the field and the flag; given,
+    // as a variable and as files.
+    let secretive = variant(
+        "stdin",
+        "{ echo \"pass=$DB_PASS\"; cat /etc/app-config/mode; } > /pfs/out/secrets.txt\n",
+        serde_json::json!({"transform": {"secrets": [
+            {"name": "db", "env_var": "DB_PASS", "key": "password"},
+            {"name": "config", "mount_path": "/etc/app-config"}
+        ]}}),
+    );
+    let (code, stderr) = run_variant(&secretive, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("transform.secrets[0]"), "{stderr}");
+    assert!(stderr.contains("--secret db=PATH"), "{stderr}");
+    let db = secretive.path().join("db.env");
+    std::fs::write(&db, "password=s3cret\n").unwrap();
+    let config = secretive.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    std::fs::write(config.join("mode"), "production\n").unwrap();
+    let (code, stderr) = run_variant(
+        &secretive,
+        &[
+            "--secret",
+            &format!("db={}", db.display()),
+            "--secret",
+            &format!("config={}", config.display()),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        read(&secretive.path().join("out/secrets.txt")),
+        "pass=s3cret\nproduction\n"
+    );
+}
+
 fn outputs_are_identical_whatever_the_number_of_workers() {
     for name in ["cross", "overlap", "worker-state"] {
         let spec = std::fs::read_dir(pipeline(name))
@@ -802,6 +923,10 @@ const SCENARIOS: &[Scenario] = &[
     (
         "outputs_are_identical_whatever_the_number_of_workers",
         outputs_are_identical_whatever_the_number_of_workers,
+    ),
+    (
+        "limits_failures_and_secrets_are_reported_clearly",
+        limits_failures_and_secrets_are_reported_clearly,
     ),
     (
         "unchanged_datums_are_skipped_and_their_outputs_reused",

@@ -196,6 +196,27 @@ pub struct PipelineArgs {
     /// the platform does); the build output may still be reused.
     #[arg(long)]
     pub reprocess: bool,
+    /// Tries of a failing datum (default: the spec's `datum_tries`, else the
+    /// platform's 3); `--datum-tries 1` for quick feedback.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub datum_tries: Option<u32>,
+    /// Run every datum and report every failure at the end (default: stop at
+    /// the first failing datum).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// The contents of a secret of `transform.secrets`: a folder of one file
+    /// per key, or a file of KEY=VALUE lines. Repeat for each secret.
+    #[arg(long = "secret", value_name = "NAME=PATH", value_parser = parse_secret)]
+    pub secrets: Vec<(String, PathBuf)>,
+    /// Memory of each container (build phase, each worker), e.g. `2g`,
+    /// `512m` (default: half the machine's memory). A datum past it fails as
+    /// out of memory.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+    /// Run the datums as this user (name or uid[:gid]) instead of the spec's
+    /// `transform.user` or the image's.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
@@ -317,6 +338,50 @@ pub struct CleanArgs {
     pub cache: bool,
     #[command(flatten)]
     pub cache_args: CacheArgs,
+}
+
+/// `--secret NAME=PATH`.
+fn parse_secret(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!(
+            "expected NAME=PATH (the secret's name in the spec, and a folder of one file per key \
+             or a file of KEY=VALUE lines), e.g. `--secret db=./secrets/db`; got {text:?}"
+        )),
+    }
+}
+
+/// `--memory 2g`, `512m`, `1048576` (bytes).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let (number, unit) = match lower.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => lower.split_at(at),
+        None => (lower.as_str(), ""),
+    };
+    let shift = match unit.trim_end_matches('b').trim_end_matches('i') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        _ => {
+            return Err(format!(
+                "{text:?}: use a number with k, m or g, e.g. `2g` or `512m`"
+            ))
+        }
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: use a number with k, m or g, e.g. `2g` or `512m`"))?;
+    let bytes = n
+        .checked_shl(shift)
+        .filter(|b| b >> shift == n)
+        .ok_or("too large")?;
+    if bytes < 6 << 20 {
+        return Err(format!("{text:?}: a container needs at least 6m"));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

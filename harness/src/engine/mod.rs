@@ -80,7 +80,36 @@ pub struct ContainerSpec {
     /// Named volumes to mount (never host folders: a remote engine has none
     /// of ours, and user code must not reach the host).
     pub mounts: Vec<VolumeMount>,
+    /// Limits and privileges; none by default.
+    pub sandbox: Sandbox,
 }
+
+/// What a container may use and do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sandbox {
+    /// Memory, bytes (swap included: no more than this).
+    pub memory: Option<i64>,
+    /// CPUs, in billionths.
+    pub nano_cpus: Option<i64>,
+    /// Processes at once.
+    pub pids: Option<i64>,
+    /// Drop every capability but the few a normal program needs (owning and
+    /// reading files as root, switching users, signalling its processes).
+    pub drop_capabilities: bool,
+    /// `no-new-privileges`: setuid programs gain nothing.
+    pub no_new_privileges: bool,
+}
+
+/// The capabilities a sandboxed container keeps.
+pub const KEPT_CAPABILITIES: [&str; 7] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+];
 
 /// A named volume mounted into a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +155,8 @@ pub struct ExecSpec {
     pub working_dir: Option<String>,
     /// Bytes fed to the command's standard input, then closed.
     pub stdin: Option<Vec<u8>>,
+    /// The user to run as; the image's own when `None`.
+    pub user: Option<String>,
 }
 
 /// A piece of a command's output.
@@ -435,6 +466,23 @@ impl Engine {
                 // and makes the container stop at once on removal.
                 init: Some(true),
                 network_mode: Some(if spec.network { "bridge" } else { "none" }.to_string()),
+                privileged: Some(false),
+                memory: spec.sandbox.memory,
+                memory_swap: spec.sandbox.memory,
+                nano_cpus: spec.sandbox.nano_cpus,
+                pids_limit: spec.sandbox.pids,
+                cap_drop: spec
+                    .sandbox
+                    .drop_capabilities
+                    .then(|| vec!["ALL".to_string()]),
+                cap_add: spec
+                    .sandbox
+                    .drop_capabilities
+                    .then(|| KEPT_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
+                security_opt: spec
+                    .sandbox
+                    .no_new_privileges
+                    .then(|| vec!["no-new-privileges".to_string()]),
                 mounts: (!spec.mounts.is_empty()).then(|| {
                     spec.mounts
                         .iter()
@@ -556,6 +604,7 @@ impl Engine {
             cmd: Some(spec.cmd.clone()),
             env: Some(spec.env.clone()),
             working_dir: spec.working_dir.clone(),
+            user: spec.user.clone(),
             attach_stdin: Some(spec.stdin.is_some()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
@@ -620,6 +669,7 @@ impl Engine {
             cmd: Some(spec.cmd.clone()),
             env: Some(spec.env.clone()),
             working_dir: spec.working_dir.clone(),
+            user: spec.user.clone(),
             attach_stdin: Some(true),
             attach_stdout: Some(true),
             attach_stderr: Some(true),

@@ -19,6 +19,8 @@ pub struct Owned {
     kind: Kind,
     id: String,
     armed: bool,
+    /// What the object is for (`--keep` says it).
+    role: Option<&'static str>,
 }
 
 impl Owned {
@@ -29,6 +31,7 @@ impl Owned {
             kind: Kind::Container,
             id,
             armed: true,
+            role: None,
         }
     }
 
@@ -39,7 +42,14 @@ impl Owned {
             kind: Kind::Volume,
             id: name,
             armed: true,
+            role: None,
         }
+    }
+
+    /// Names what the object is for (`--keep` lists it with its role).
+    pub fn with_role(mut self, role: &'static str) -> Owned {
+        self.role = Some(role);
+        self
     }
 
     /// The container's id or the volume's name.
@@ -68,8 +78,16 @@ impl Owned {
                 Kind::Container => "container",
                 Kind::Volume => "volume",
             };
+            let role = self.role;
             let id = self.release();
-            kept.push(format!("{what} {id}"));
+            kept.push(match (self_kind_is_container(what), role) {
+                (true, Some(role)) => format!(
+                    "{what} {id} ({role}; enter it with `docker exec -it {} sh`)",
+                    &id[..12.min(id.len())]
+                ),
+                (false, Some(role)) => format!("{what} {id} ({role})"),
+                (_, None) => format!("{what} {id}"),
+            });
         } else if let Err(e) = self.remove().await {
             eprintln!("warning: {e}");
         }
@@ -115,4 +133,8 @@ impl Drop for Owned {
         })
         .join();
     }
+}
+
+fn self_kind_is_container(what: &str) -> bool {
+    what == "container"
 }

@@ -45,6 +45,8 @@ exit "$code"
 /// [`BuildPlan::discard`] removes them, after everything that mounts them.
 #[derive(Debug)]
 pub enum BuildPlan {
+    /// An ordinary pipeline: no build phase.
+    Absent,
     Reused {
         key: CacheKey,
         entry: CacheEntry,
@@ -60,6 +62,10 @@ impl BuildPlan {
     /// The volumes the run phase mounts.
     pub fn entry(&self) -> CacheEntry {
         match self {
+            BuildPlan::Absent => CacheEntry {
+                source_volume: String::new(),
+                build_volume: String::new(),
+            },
             BuildPlan::Reused { entry, .. } => entry.clone(),
             BuildPlan::Fresh { source, build, .. } => CacheEntry {
                 source_volume: source.id().to_string(),
@@ -72,10 +78,17 @@ impl BuildPlan {
         matches!(self, BuildPlan::Reused { .. })
     }
 
-    /// The build cache key: what the build depends on.
-    pub fn key(&self) -> &CacheKey {
+    /// Whether the run phase's `/pfs/build` is known before anything runs:
+    /// a reused build, or none at all.
+    pub fn output_known(&self) -> bool {
+        matches!(self, BuildPlan::Reused { .. } | BuildPlan::Absent)
+    }
+
+    /// The build cache key (what the build depends on); empty without one.
+    pub fn key_text(&self) -> &str {
         match self {
-            BuildPlan::Reused { key, .. } | BuildPlan::Fresh { key, .. } => key,
+            BuildPlan::Absent => "",
+            BuildPlan::Reused { key, .. } | BuildPlan::Fresh { key, .. } => key.as_str(),
         }
     }
 
@@ -91,7 +104,7 @@ impl BuildPlan {
         pipeline: &str,
     ) -> Result<(Option<BuildPlan>, Vec<String>)> {
         match self {
-            BuildPlan::Reused { .. } => Ok((None, Vec::new())),
+            BuildPlan::Reused { .. } | BuildPlan::Absent => Ok((None, Vec::new())),
             BuildPlan::Fresh { key, source, build } => {
                 let cache = BuildCache::new(engine, &options.cache, &options.run);
                 let committed = cache.commit(&key, *source, *build, pipeline).await?;
@@ -116,6 +129,9 @@ impl BuildPlan {
 
 /// Looks the build up in the cache; on a miss, makes its volumes.
 pub async fn plan(engine: &Engine, prepared: &Prepared, options: &RunOptions) -> Result<BuildPlan> {
+    if !prepared.resolved.has_build {
+        return Ok(BuildPlan::Absent);
+    }
     let image = &prepared.resolved.builder_image;
     let image_id = engine
         .image(image)
@@ -144,6 +160,9 @@ pub async fn run(
     kept: &mut Vec<String>,
     sink: LineSink<'_>,
 ) -> Result<std::result::Result<(), PhaseFailure>> {
+    if matches!(plan, BuildPlan::Absent) {
+        return Ok(Ok(()));
+    }
     let image = &prepared.resolved.builder_image;
     let mut log = PhaseLog::create(&options.log_dir, "build.log", "build")?;
     if plan.reuses() {
@@ -177,9 +196,10 @@ pub async fn run(
                     read_only: false,
                 },
             ],
+            sandbox: options.sandbox(Phase::Build),
         })
         .await?;
-    let container = Owned::container(engine, container);
+    let container = Owned::container(engine, container).with_role("build phase");
     let ran = async {
         if let Some((_, bundle)) = &options.trust.bundle {
             let tree = Tree::from([(
@@ -220,6 +240,7 @@ pub async fn run(
             phase: Phase::Build,
             datum: None,
             exit_code: code,
+            why: None,
             log_path: log.path.clone(),
             tail: log.tail(),
         }));

@@ -17,6 +17,7 @@ pub mod cache;
 pub mod datum_cache;
 pub mod log;
 mod run;
+pub mod settings;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -55,7 +56,16 @@ pub fn prepare(
     repos: &BTreeMap<String, PathBuf>,
 ) -> Result<Prepared> {
     crate::spec::validate::validate(&loaded)?;
-    let source = source::collect_source(&resolved.build_path)?;
+    let source = if resolved.has_build {
+        source::collect_source(&resolved.build_path)?
+    } else {
+        // An ordinary pipeline has no source to build.
+        SourceSet {
+            root: resolved.build_path.clone(),
+            files: Vec::new(),
+            warnings: Vec::new(),
+        }
+    };
     let input = loaded.spec.input.clone().unwrap_or_default();
     let datums = datum::plan(&input, repos)?;
     let pipeline_name = loaded
@@ -96,6 +106,58 @@ pub struct RunOptions {
     /// Where the output is assembled (a temporary folder inside it); on the
     /// file system of its final place, so that keeping it is a rename.
     pub scratch_dir: PathBuf,
+    /// Command-line choices about datums (tries, keep going, secrets).
+    pub datums: DatumOptions,
+}
+
+/// Command-line choices about how datums run.
+#[derive(Debug, Clone, Default)]
+pub struct DatumOptions {
+    /// Tries of a failing datum, instead of the spec's `datum_tries`.
+    pub tries: Option<u32>,
+    /// Run every datum and report every failure, instead of stopping at
+    /// the first.
+    pub keep_going: bool,
+    /// Where each secret of `transform.secrets` is (`--secret NAME=PATH`): a
+    /// folder of one file per key, or a file of `KEY=VALUE` lines.
+    pub secrets: BTreeMap<String, PathBuf>,
+    /// Memory of each container, bytes (default: [`default_memory`]).
+    pub memory: Option<u64>,
+    /// The user the datums run as, instead of `transform.user`.
+    pub user: Option<String>,
+}
+
+/// Processes a phase's container may run at once.
+pub const PIDS_LIMIT: i64 = 4096;
+
+/// A sane share of the machine for one container: half its memory, at
+/// least 512 MiB (the workers of a job each get this much).
+pub fn default_memory() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(4 << 20);
+    (total_kib * 1024 / 2).max(512 << 20)
+}
+
+impl RunOptions {
+    /// The limits of a phase's container: memory, processes, no new
+    /// privileges; the run phase also drops capabilities (the build phase
+    /// keeps the image's: package tools may need them).
+    pub fn sandbox(&self, phase: Phase) -> crate::engine::Sandbox {
+        let memory = self.datums.memory.unwrap_or_else(default_memory);
+        crate::engine::Sandbox {
+            memory: i64::try_from(memory).ok(),
+            nano_cpus: None,
+            pids: Some(PIDS_LIMIT),
+            drop_capabilities: phase == Phase::Run,
+            no_new_privileges: true,
+        }
+    }
 }
 
 /// The number of cores: the default number of workers.
@@ -126,6 +188,8 @@ pub struct PhaseFailure {
     /// The failing datum (`describe()` form) and its id, in the run phase.
     pub datum: Option<(String, String)>,
     pub exit_code: i64,
+    /// How it failed beyond the code: `after 3 tries`, a time limit.
+    pub why: Option<String>,
     pub log_path: PathBuf,
     pub tail: Vec<String>,
 }
@@ -144,11 +208,21 @@ impl fmt::Display for PhaseFailure {
                 self.phase, self.exit_code
             )?,
         }
+        if let Some(why) = &self.why {
+            write!(f, " ({why})")?;
+        }
         writeln!(f, "; last lines of its log:")?;
         for line in &self.tail {
             writeln!(f, "  | {line}")?;
         }
-        write!(f, "full log: {}", self.log_path.display())
+        write!(f, "full log: {}", self.log_path.display())?;
+        if let (Phase::Run, Some((_, id))) = (&self.phase, &self.datum) {
+            write!(
+                f,
+                "\nrerun only this datum: the same command with `--datum {id}`"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -245,6 +319,8 @@ pub struct Report {
     pub build_time: Duration,
     /// The build output came from the cache.
     pub build_reused: bool,
+    /// A build pipeline (false: an ordinary one, with no build phase).
+    pub has_build: bool,
     /// From the end of the build phase to the start of the first datum:
     /// starting workers and sending the inputs.
     pub handoff_time: Option<Duration>,
@@ -257,6 +333,11 @@ pub struct Report {
     pub workers: usize,
     /// Datums skipped: unchanged since an earlier run, their outputs reused.
     pub datums_reused: usize,
+    /// Datums that failed and that `err_cmd` recovered (index, id): the job
+    /// goes on without their output, as on the platform.
+    pub datums_recovered: Vec<(usize, String)>,
+    /// Failures after the first, in datum order (`--keep-going`).
+    pub more_failures: Vec<PhaseFailure>,
     /// The build cache entry the run phase used (source and build volumes).
     pub build_entry: Option<CacheEntry>,
 }
@@ -276,6 +357,7 @@ impl Report {
                 phase: Phase::Build,
                 datum: None,
                 exit_code: -1,
+                why: None,
                 log_path: PathBuf::new(),
                 tail: Vec::new(),
             }),
@@ -283,11 +365,14 @@ impl Report {
             kept: Vec::new(),
             build_time: Duration::ZERO,
             build_reused: false,
+            has_build: true,
             handoff_time: None,
             datum_times: Vec::new(),
             datums_time: Duration::ZERO,
             workers: 0,
             datums_reused: 0,
+            datums_recovered: Vec::new(),
+            more_failures: Vec::new(),
             build_entry: None,
         }
     }
@@ -301,7 +386,11 @@ impl Report {
         format!(
             "timings: build={:.3}s ({}) handoff={handoff} datums={:.3}s total={:.3}s workers={} reused-datums={}",
             self.build_time.as_secs_f64(),
-            if self.build_reused { "reused" } else { "built" },
+            match (self.has_build, self.build_reused) {
+                (false, _) => "none",
+                (true, true) => "reused",
+                (true, false) => "built",
+            },
             self.datums_time.as_secs_f64(),
             total.as_secs_f64(),
             self.workers,
@@ -331,11 +420,14 @@ pub async fn execute(
         None => prepared.datums.iter().enumerate().collect(),
     };
     let mut report = Report::new(prepared.source.warnings.clone());
+    report.has_build = prepared.resolved.has_build;
     let mut out = OutputDir::new(&options.scratch_dir)?;
 
     // The build's volumes are named before it runs, so the workers start
     // (and receive the inputs) while it runs. The plan owns fresh volumes
     // until the cache takes them, and they go only after the workers.
+    // Bad settings (a secret without a value) stop here, before anything runs.
+    let settings = settings::DatumSettings::new(prepared, options)?;
     let started = Instant::now();
     let plan = build::plan(engine, prepared, options).await?;
 
@@ -374,24 +466,31 @@ pub async fn execute(
         .map(|(index, datum)| (format!("{} ({})", datum.id(), datum.describe()), *index))
         .collect();
     let ran: Vec<usize> = to_run.iter().map(|(i, _)| *i).collect();
+    // Recovered datums are not stored: the platform retries them next time.
+    let recovered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
     let numbers: Vec<usize> = selected
         .iter()
         .enumerate()
         .filter(|(_, (i, _))| !reused(i))
         .map(|(position, _)| position + 1)
         .collect();
-    let before_merge = move |datums_dir: &Path| -> Result<Vec<String>> {
-        match job_cache {
-            Some(job_cache) => job_cache.store_and_fill(&ran, datums_dir),
-            None => Ok(Vec::new()),
+    let before_merge = {
+        let recovered = recovered.clone();
+        move |datums_dir: &Path| -> Result<Vec<String>> {
+            let recovered = recovered.lock().map(|r| r.clone()).unwrap_or_default();
+            let ran: Vec<usize> = ran.into_iter().filter(|i| !recovered.contains(i)).collect();
+            match job_cache {
+                Some(job_cache) => job_cache.store_and_fill(&ran, datums_dir),
+                None => Ok(Vec::new()),
+            }
         }
     };
 
     if to_run.is_empty() && !selected.is_empty() {
-        // Every datum is reused (so is the build, see `open_datum_cache`):
+        // Every datum is reused (so is the build, if any: see `open_datum_cache`):
         // no container starts. Reusing a build only prints that it did.
         let _ = build::run(engine, prepared, options, &plan, &mut report.kept, sink).await?;
-        report.build_entry = Some(plan.entry());
+        report.build_entry = prepared.resolved.has_build.then(|| plan.entry());
         report.build_time = started.elapsed();
         report.build_reused = true;
         announce_skipped(sink);
@@ -403,9 +502,10 @@ pub async fn execute(
     }
 
     let entry = plan.entry();
+    let has_build = prepared.resolved.has_build;
     let volumes = WorkerVolumes {
-        source: Some(entry.source_volume.clone()),
-        build: Some(entry.build_volume.clone()),
+        source: has_build.then(|| entry.source_volume.clone()),
+        build: has_build.then(|| entry.build_volume.clone()),
         job: String::new(),
     };
     let starting_crew = async {
@@ -422,7 +522,7 @@ pub async fn execute(
     report.build_time = started.elapsed();
     let build_end = Instant::now();
     report.build_reused = plan.reuses();
-    report.build_entry = Some(entry);
+    report.build_entry = has_build.then_some(entry);
 
     let (keep, kept) = (options.keep, &mut report.kept);
     let failure = match (built, crew) {
@@ -470,20 +570,34 @@ pub async fn execute(
     // Entries that left the cache are deleted while the datums run.
     let running = async {
         match crew {
-            Some(mut crew) => match crew
-                .run(
+            Some(mut crew) => match with_job_timeout(
+                settings.job_timeout,
+                options,
+                crew.run(
                     &to_run,
                     (&numbers, selected.len()),
+                    options.datums.keep_going,
                     build_end,
                     &mut report,
                     sink,
-                )
-                .await
+                ),
+            )
+            .await
             {
-                Ok(None) => crew
-                    .collect_and_finish(merge_order, before_merge, options, &mut out, &mut report)
+                Ok(None) => {
+                    if let Ok(mut r) = recovered.lock() {
+                        r.extend(report.datums_recovered.iter().map(|(i, _)| *i));
+                    }
+                    crew.collect_and_finish(
+                        merge_order,
+                        before_merge,
+                        options,
+                        &mut out,
+                        &mut report,
+                    )
                     .await
-                    .map(|()| None),
+                    .map(|()| None)
+                }
                 other => {
                     crew.finish(options.keep, &mut report.kept).await;
                     other
@@ -499,7 +613,16 @@ pub async fn execute(
     }
     report.output = match outcome? {
         Some(failure) => Err(failure),
-        None => Ok(out),
+        None => {
+            if out.files == 0 && !selected.is_empty() {
+                report.warnings.push(format!(
+                    "the job succeeded but its {} datum(s) wrote nothing to /pfs/out: \
+                     is the code writing its results somewhere else?",
+                    selected.len()
+                ));
+            }
+            Ok(out)
+        }
     };
     Ok(report)
 }
@@ -518,7 +641,7 @@ async fn open_datum_cache(
     }
     let resolved = &prepared.resolved;
     // The build key covers the builder image's id already.
-    let run_image_id = if resolved.run_image == resolved.builder_image {
+    let run_image_id = if resolved.has_build && resolved.run_image == resolved.builder_image {
         "the builder image".to_string()
     } else {
         engine
@@ -530,15 +653,15 @@ async fn open_datum_cache(
         .map_err(|e| crate::Error::Failed(format!("cannot serialize the spec: {e}")))?;
     let job = datum_cache::JobKey::new(&datum_cache::JobInputs {
         spec_json: &spec_json,
-        build_key: plan.key().as_str(),
+        build_key: plan.key_text(),
         run_image_id: &run_image_id,
         command: &resolved.command,
         stdin: &resolved.stdin,
         network: options.run_network,
     });
-    // Outputs of datums are looked up only on a reused build: a new build
-    // has a new key, so no datum of it was ever stored.
-    let look_up = plan.reuses() && options.cache.read && !options.cache.reprocess;
+    // Outputs of datums are looked up only on a reused build (or none): a
+    // new build has a new key, so no datum of it was ever stored.
+    let look_up = plan.output_known() && options.cache.read && !options.cache.reprocess;
     datum_cache::JobCache::open(
         &options.cache,
         job,
@@ -573,4 +696,30 @@ pub(crate) async fn merge_outputs(
     })
     .await
     .map_err(|e| crate::Error::Failed(format!("merging the outputs stopped: {e}")))?
+}
+
+/// Runs the datums within the spec's `job_timeout`, if any; past it, the
+/// job fails (the caller then removes the workers, which kills the datums).
+async fn with_job_timeout(
+    limit: Option<Duration>,
+    options: &RunOptions,
+    run: impl std::future::Future<Output = Result<Option<PhaseFailure>>>,
+) -> Result<Option<PhaseFailure>> {
+    let Some(limit) = limit else {
+        return run.await;
+    };
+    match tokio::time::timeout(limit, run).await {
+        Ok(outcome) => outcome,
+        Err(_) => Ok(Some(PhaseFailure {
+            phase: Phase::Run,
+            datum: None,
+            exit_code: -1,
+            why: Some(format!(
+                "killed: the job ran past job_timeout ({}s); its datums were stopped",
+                limit.as_secs_f64()
+            )),
+            log_path: options.log_dir.clone(),
+            tail: Vec::new(),
+        })),
+    }
 }

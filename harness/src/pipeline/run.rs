@@ -86,7 +86,7 @@ impl<'a> Crew<'a> {
         engine
             .create_volume(&name, &Labels::for_run(&options.run, "job"))
             .await?;
-        let job = Owned::volume(engine, name);
+        let job = Owned::volume(engine, name).with_role("the job's inputs and outputs");
         volumes.job = job.id().to_string();
         let started =
             join_all((0..wanted).map(|_| Worker::start(engine, prepared, options, &volumes))).await;
@@ -132,13 +132,17 @@ impl<'a> Crew<'a> {
         &mut self,
         selected: &[(usize, &Datum)],
         numbering: (&[usize], usize),
+        keep_going: bool,
         build_end: Instant,
         report: &mut Report,
         sink: LineSink<'_>,
     ) -> Result<Option<PhaseFailure>> {
         report.workers = self.workers.len();
         let sessions = std::mem::take(&mut self.sessions);
-        run_datums(sessions, selected, numbering, build_end, report, sink).await
+        run_datums(
+            sessions, selected, numbering, keep_going, build_end, report, sink,
+        )
+        .await
     }
 
     /// After every datum succeeded: downloads the outputs (the other
@@ -206,6 +210,7 @@ async fn run_datums(
     sessions: Vec<Session<'_>>,
     selected: &[(usize, &Datum)],
     (numbers, job_total): (&[usize], usize),
+    keep_going: bool,
     build_end: Instant,
     report: &mut Report,
     sink: LineSink<'_>,
@@ -255,7 +260,7 @@ async fn run_datums(
                         return Err(e);
                     }
                 };
-                if done.outcome.is_err() {
+                if done.outcome.is_err() && !keep_going {
                     stop.store(true, Ordering::SeqCst);
                 }
                 {
@@ -296,10 +301,17 @@ async fn run_datums(
     };
     let mut failure = None;
     for (position, run) in results {
-        let (_, datum) = selected[position];
+        let (index, datum) = selected[position];
         report.datum_times.push((datum.id(), run.elapsed));
+        if run.recovered {
+            report.datums_recovered.push((index, datum.id()));
+        }
         if let Err(f) = run.outcome {
-            failure.get_or_insert(f);
+            if failure.is_none() {
+                failure = Some(f);
+            } else {
+                report.more_failures.push(f);
+            }
         }
     }
     Ok(failure)

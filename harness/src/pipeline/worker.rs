@@ -31,50 +31,136 @@ use crate::staging;
 use crate::stream;
 
 use super::log::{LineSink, PhaseLog};
+use super::settings::DatumSettings;
 use super::{Phase, PhaseFailure, Prepared, RunOptions};
 
 /// Where the job volume is mounted in a worker.
 pub const JOB_DIR: &str = "/.pachbuild/job";
-
-/// Exit code the worker reports when it could not stage or collect a datum
-/// (the command's own codes are passed through).
-const WORKER_FAILED: i64 = 213;
 
 /// The worker process of a job: `$1` is the token of its marker lines. It
 /// reads datum numbers on stdin until it closes. Everything it and the
 /// command print goes to stdout, in order; the command's stdin is the job's
 /// `stdin` file (never the worker's), and only the command sees the
 /// environment of its `argv` file.
+///
+/// For each datum, as the platform's worker does: up to `tries` tries, each
+/// with a fresh `/pfs`; exit codes in `accept` count as success; a try past
+/// `timeout` seconds is killed (its process group, where `setsid` exists);
+/// after the last failed try, the `errargv` command (`err_cmd`) runs, and
+/// its exit 0 recovers the datum (without its output). Inputs listed in
+/// `empty` appear as empty files. Before the output is collected, a symlink
+/// in it that points into an input becomes a copy of that input file's
+/// content, as the platform uploads it. The marker line ends the datum:
+/// `<token> <datum> <exit code> <tries> <state>`, the state one of `ok`,
+/// `failed`, `timeout`, `oom` (the kernel killed a process of the try for
+/// memory), `recovered`, `stage`, `collect`.
 const WORKER_SCRIPT: &str = r#"token=$1
+job=/.pachbuild/job
 cwd=$PWD
+tries=1 accept= timeout= workdir= empty=
+if [ -f "$job/settings" ]; then . "$job/settings"; fi
+if [ -n "$workdir" ]; then cwd=$workdir; fi
 input=/dev/null
-if [ -f /.pachbuild/job/stdin ]; then input=/.pachbuild/job/stdin; fi
-while IFS= read -r i; do
-  code=0
-  cd / || code=213
+if [ -f "$job/stdin" ]; then input=$job/stdin; fi
+err_input=/dev/null
+if [ -f "$job/err_stdin" ]; then err_input=$job/err_stdin; fi
+sid=
+if command -v setsid >/dev/null 2>&1; then sid=setsid; fi
+if [ -d "$job/secrets" ]; then cp -R "$job/secrets/." / || echo "pachbuild worker: cannot place the secrets"; fi
+stage() {
+  cd / || return 1
   for d in /pfs/* /pfs/.[!.]* /pfs/..?*; do
     case $d in /pfs/source|/pfs/build) continue ;; esac
-    if [ -e "$d" ] || [ -L "$d" ]; then rm -rf "$d" || code=213; fi
+    if [ -e "$d" ] || [ -L "$d" ]; then rm -rf "$d" || return 1; fi
   done
-  mkdir -p /pfs/out || code=213
-  if [ "$code" -eq 0 ] && [ -d "/.pachbuild/job/in/$i" ]; then
-    cp -R "/.pachbuild/job/in/$i/." /pfs/ || code=213
-  fi
-  if [ "$code" -eq 0 ]; then
-    ( . "/.pachbuild/job/argv/$i" && cd "$cwd" && exec "$@" ) <"$input"
-    code=$?
-    if [ "$code" -eq 0 ]; then
-      mkdir -p /.pachbuild/job/out && mv /pfs/out "/.pachbuild/job/out/$i" || code=213
+  mkdir -p /pfs/out || return 1
+  if [ -d "$job/in/$1" ]; then cp -R "$job/in/$1/." /pfs/ || return 1; fi
+  for name in $empty; do
+    if [ -d "/pfs/$name" ]; then
+      find "/pfs/$name" -type f -exec sh -c 'for f; do : >"$f"; done' sh {} + || return 1
     fi
-  else
-    echo "pachbuild worker: cannot stage datum $i"
+  done
+}
+run() {
+  if [ -z "$timeout" ]; then
+    ( . "$1" && cd "$cwd" && exec "$@" ) <"$2"
+    return
   fi
-  printf '\n%s %s %s\n' "$token" "$i" "$code"
+  ( . "$1" && cd "$cwd" && exec $sid "$@" ) <"$2" &
+  pid=$!
+  (
+    sleep "$timeout"
+    : >"$job/timedout-$3"
+    if [ -n "$sid" ]; then kill -KILL -"$pid" || kill -KILL "$pid"; else kill -KILL "$pid"; fi
+  ) >/dev/null 2>&1 &
+  watch=$!
+  wait "$pid"
+  rc=$?
+  kill "$watch" 2>/dev/null
+  return "$rc"
+}
+# The kernel's count of processes it killed for memory in this container
+# (cgroup v2, else v1); empty where neither is readable.
+oom_kills() {
+  cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null |
+    sed -n 's/^oom_kill //p' | head -n 1
+}
+links() {
+  find /pfs/out -type l | while IFS= read -r l; do
+    t=$(readlink -f "$l") || continue
+    case $t in
+      /pfs/out|/pfs/out/*) ;;
+      /pfs/*)
+        src="$job/in/$1/${t#/pfs/}"
+        if [ -e "$src" ]; then rm -f "$l" && cp -R "$src" "$l" || exit 1; fi ;;
+    esac
+  done
+}
+while IFS= read -r i; do
+  try=1 state=failed code=0
+  while :; do
+    rm -f "$job/timedout-$i"
+    if ! stage "$i"; then
+      echo "pachbuild worker: cannot stage datum $i"
+      code=213 state=stage
+      break
+    fi
+    oom=$(oom_kills)
+    run "$job/argv/$i" "$input" "$i"
+    code=$?
+    case " $accept " in *" $code "*) code=0 ;; esac
+    if [ "$code" -eq 0 ]; then state=ok; break; fi
+    state=failed
+    if [ -f "$job/timedout-$i" ]; then state=timeout; fi
+    if [ "$(oom_kills)" != "$oom" ]; then state=oom; fi
+    if [ "$try" -ge "$tries" ]; then break; fi
+    echo "pachbuild worker: try $try of $tries failed (exit code $code); trying again with a fresh /pfs"
+    try=$((try + 1))
+  done
+  if [ "$state" = ok ]; then
+    if ! { links "$i" && mkdir -p "$job/out" && mv /pfs/out "$job/out/$i"; }; then
+      echo "pachbuild worker: cannot collect the output of datum $i"
+      code=213 state=collect
+    fi
+  elif [ "$state" != stage ] && [ -f "$job/errargv/$i" ]; then
+    echo "pachbuild worker: running err_cmd"
+    if run "$job/errargv/$i" "$err_input" "$i"; then state=recovered; fi
+  fi
+  printf '\n%s %s %s %s %s\n' "$token" "$i" "$code" "$try" "$state"
 done 2>&1
 "#;
 
+/// Lines for a command's stdin (`transform.stdin`, `err_stdin`), or none.
+fn lines_file(lines: &[String]) -> Option<Vec<u8>> {
+    (!lines.is_empty()).then(|| {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        text.into_bytes()
+    })
+}
+
 /// Quotes `arg` for `sh` (single quotes; any byte but NUL survives).
-fn shell_quote(arg: &str) -> String {
+pub(crate) fn shell_quote(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', r"'\''"))
 }
 
@@ -117,6 +203,8 @@ pub struct DatumRun {
     pub started: Instant,
     /// `Err` when the command failed.
     pub outcome: std::result::Result<(), PhaseFailure>,
+    /// Failed, then recovered by `err_cmd`: no output.
+    pub recovered: bool,
 }
 
 /// A run-phase container.
@@ -126,6 +214,7 @@ pub struct Worker<'a> {
     options: &'a RunOptions,
     container: Owned,
     stdin: Option<Vec<u8>>,
+    settings: DatumSettings,
 }
 
 /// The volumes a worker mounts.
@@ -145,6 +234,7 @@ impl<'a> Worker<'a> {
         volumes: &WorkerVolumes,
     ) -> Result<Worker<'a>> {
         let resolved = &prepared.resolved;
+        let settings = DatumSettings::new(prepared, options)?;
         let mut mounts = Vec::new();
         for (volume, target) in [
             (&volumes.source, "/pfs/source"),
@@ -171,18 +261,50 @@ impl<'a> Worker<'a> {
                 labels: Labels::for_run(&options.run, "run-phase"),
                 name_hint: format!("pachbuild-{}-run", prepared.pipeline_name),
                 mounts,
+                sandbox: {
+                    let mut sandbox = options.sandbox(Phase::Run);
+                    // The spec's resource_limits, unless --memory says otherwise.
+                    if let (None, Some(memory)) = (options.datums.memory, settings.memory) {
+                        sandbox.memory = i64::try_from(memory).ok();
+                    }
+                    sandbox.nano_cpus = settings.cpus.map(|c| (c * 1e9) as i64);
+                    sandbox
+                },
             })
             .await?;
+        let container = Owned::container(engine, id).with_role("run phase worker");
+        if let Some(user) = &settings.user {
+            // The worker runs as the user: /pfs and the job volume must be
+            // its to write, as the platform's are.
+            let prepare = ExecSpec {
+                cmd: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    format!("mkdir -p /pfs && chmod 1777 /pfs {JOB_DIR}"),
+                ],
+                user: Some("0".into()),
+                ..ExecSpec::default()
+            };
+            let mut said = Vec::new();
+            let code = engine
+                .exec(container.id(), &prepare, &mut |_, b| {
+                    said.extend_from_slice(b)
+                })
+                .await?;
+            if code != 0 {
+                return Err(Error::Failed(format!(
+                    "cannot prepare /pfs for user {user}: {}",
+                    String::from_utf8_lossy(&said).trim()
+                )));
+            }
+        }
         Ok(Worker {
             engine,
             prepared,
             options,
-            container: Owned::container(engine, id),
-            stdin: (!resolved.stdin.is_empty()).then(|| {
-                let mut text = resolved.stdin.join("\n");
-                text.push('\n');
-                text.into_bytes()
-            }),
+            container,
+            stdin: lines_file(&resolved.stdin),
+            settings,
         })
     }
 
@@ -196,23 +318,32 @@ impl<'a> Worker<'a> {
     /// written while it travels.
     pub async fn stage_inputs(&self, datums: &[(usize, &Datum)]) -> Result<()> {
         let (prepared, options) = (self.prepared, self.options);
-        let mut extra = Vec::new();
+        let settings = &self.settings;
+        let mut extra = vec![(PathBuf::from("settings"), settings.settings_file())];
         for (index, datum) in datums {
-            let mut env = vec![
-                format!("PPS_PIPELINE_NAME={}", prepared.pipeline_name),
-                format!("PACH_JOB_ID={}", options.run),
-                format!("PACH_DATUM_ID={}", datum.id()),
-            ];
-            env.extend(datum.env().into_iter().map(|(k, v)| format!("{k}={v}")));
+            let mut env = settings.datum_env(prepared, options, datum);
             let spec_env = &prepared.loaded.spec.transform.env;
             env.extend(spec_env.iter().map(|(k, v)| format!("{k}={v}")));
             extra.push((
                 PathBuf::from(format!("argv/{index}")),
                 argv_file(&env, &prepared.resolved.command),
             ));
+            if !settings.err_cmd.is_empty() {
+                extra.push((
+                    PathBuf::from(format!("errargv/{index}")),
+                    argv_file(&env, &settings.err_cmd),
+                ));
+            }
         }
         if let Some(stdin) = &self.stdin {
             extra.push((PathBuf::from("stdin"), stdin.clone()));
+        }
+        if let Some(err_stdin) = lines_file(&settings.err_stdin) {
+            extra.push((PathBuf::from("err_stdin"), err_stdin));
+        }
+        for (path, content) in &settings.secret_files {
+            let rel = path.trim_start_matches('/');
+            extra.push((Path::new("secrets").join(rel), content.clone()));
         }
         let (body, writer) = staging::stream_job(datums, "in", extra)?.into_parts();
         let sent = self.engine.upload_stream(self.id(), JOB_DIR, body).await;
@@ -230,6 +361,13 @@ impl<'a> Worker<'a> {
                 "pachbuild-worker".into(),
                 token.clone(),
             ],
+            // The platform names each worker's pod; its code sees the name.
+            env: vec![format!(
+                "PPS_POD_NAME=pipeline-{}-v1-{}",
+                self.prepared.pipeline_name,
+                &self.id()[..5.min(self.id().len())]
+            )],
+            user: self.settings.user.clone(),
             ..ExecSpec::default()
         };
         let session = self.engine.exec_session(self.id(), &exec).await?;
@@ -239,6 +377,7 @@ impl<'a> Worker<'a> {
             container: self.id().to_string(),
             session,
             scanner: MarkerScanner::new(&token),
+            settings: self.settings.clone(),
         })
     }
 
@@ -249,7 +388,7 @@ impl<'a> Worker<'a> {
             .download_stream(self.id(), &format!("{JOB_DIR}/out"));
         let dest = dest.to_path_buf();
         stream::read_blocking(archive, move |reader| {
-            staging::unpack_into(reader, "out", &dest)
+            staging::unpack_outputs(reader, "out", &dest)
         })
         .await
     }
@@ -305,6 +444,7 @@ pub struct Session<'a> {
     session: ExecSession,
     /// Finds the marker lines in the worker's output.
     scanner: MarkerScanner,
+    settings: DatumSettings,
 }
 
 impl Session<'_> {
@@ -329,32 +469,60 @@ impl Session<'_> {
         );
         let started = Instant::now();
         self.session.send(format!("{index}\n").as_bytes()).await?;
-        let code = self.read_until_marker(index, &mut log, sink).await?;
+        let marker = self.read_until_marker(index, &mut log, sink).await?;
         let elapsed = started.elapsed();
         log.finish(sink);
-        let outcome = if code == 0 {
-            Ok(())
-        } else {
-            log.note(
-                &if code == WORKER_FAILED {
-                    "the worker could not stage or collect this datum (see above)".to_string()
-                } else {
-                    format!("the command exited with code {code}")
-                },
-                sink,
-            );
-            Err(PhaseFailure {
-                phase: Phase::Run,
-                datum: Some((datum.describe(), id)),
-                exit_code: code,
-                log_path: log.path.clone(),
-                tail: log.tail(),
-            })
+        let Marker { code, tries, state } = marker;
+        let limit = self.settings.timeout_text();
+        let why = match state {
+            MarkerState::Ok => None,
+            MarkerState::Recovered => {
+                log.note(
+                    &format!(
+                        "failed with exit code {code}{}; err_cmd recovered it: the job goes on without its output, as on the platform",
+                        tries_text(tries)
+                    ),
+                    sink,
+                );
+                None
+            }
+            MarkerState::Stage | MarkerState::Collect => {
+                Some("the worker could not stage or collect this datum (see above)".to_string())
+            }
+            MarkerState::Timeout => Some(format!(
+                "killed: it ran past datum_timeout ({limit}){}",
+                tries_text(tries)
+            )),
+            MarkerState::OutOfMemory => Some(format!(
+                "out of memory: the command passed the container's memory limit ({}) and was killed{}; \
+                 give it more with `--memory`",
+                memory_text(self.options),
+                tries_text(tries)
+            )),
+            MarkerState::Failed => Some(format!(
+                "the command exited with code {code}{}",
+                tries_text(tries)
+            )),
+        };
+        let outcome = match why {
+            None => Ok(()),
+            Some(why) => {
+                log.note(&why, sink);
+                Err(PhaseFailure {
+                    phase: Phase::Run,
+                    datum: Some((datum.describe(), id)),
+                    exit_code: code,
+                    why: Some(why),
+                    log_path: log.path.clone(),
+                    tail: log.tail(),
+                })
+            }
         };
         Ok(DatumRun {
             elapsed,
             started,
             outcome,
+            recovered: state == MarkerState::Recovered,
         })
     }
 
@@ -365,12 +533,12 @@ impl Session<'_> {
         index: usize,
         log: &mut PhaseLog,
         sink: LineSink<'_>,
-    ) -> Result<i64> {
+    ) -> Result<Marker> {
         loop {
             let (output, marker) = self.scanner.take(log.line_open(Stream::Stdout));
             log.write(Stream::Stdout, &output, sink);
             if let Some(marker) = marker {
-                return parse_marker(&marker, index);
+                return Marker::parse(&marker, index);
             }
             match self.session.next_output().await? {
                 Some((_, bytes)) => self.scanner.push(&bytes),
@@ -490,20 +658,69 @@ impl MarkerScanner {
 }
 
 /// `<index> <code>` after the token.
-fn parse_marker(marker: &str, index: usize) -> Result<i64> {
-    let mut words = marker.split_whitespace();
-    let (Some(got), Some(code)) = (words.next(), words.next()) else {
-        return Err(Error::Failed(format!(
-            "the worker's marker is garbled: {marker:?}"
-        )));
-    };
-    if got != index.to_string() {
-        return Err(Error::Failed(format!(
-            "the worker reported datum {got} while datum {index} was running"
-        )));
+/// How a datum ended, as its marker line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MarkerState {
+    Ok,
+    Failed,
+    Timeout,
+    OutOfMemory,
+    Recovered,
+    Stage,
+    Collect,
+}
+
+/// `<datum> <exit code> <tries> <state>` after the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Marker {
+    code: i64,
+    tries: u32,
+    state: MarkerState,
+}
+
+impl Marker {
+    fn parse(marker: &str, index: usize) -> Result<Marker> {
+        let garbled = || Error::Failed(format!("the worker's marker is garbled: {marker:?}"));
+        let words: Vec<&str> = marker.split_whitespace().collect();
+        let [got, code, tries, state] = words[..] else {
+            return Err(garbled());
+        };
+        if got != index.to_string() {
+            return Err(Error::Failed(format!(
+                "the worker reported datum {got} while datum {index} was running"
+            )));
+        }
+        let state = match state {
+            "ok" => MarkerState::Ok,
+            "failed" => MarkerState::Failed,
+            "timeout" => MarkerState::Timeout,
+            "oom" => MarkerState::OutOfMemory,
+            "recovered" => MarkerState::Recovered,
+            "stage" => MarkerState::Stage,
+            "collect" => MarkerState::Collect,
+            _ => return Err(garbled()),
+        };
+        Ok(Marker {
+            code: code.parse().map_err(|_| garbled())?,
+            tries: tries.parse().map_err(|_| garbled())?,
+            state,
+        })
     }
-    code.parse()
-        .map_err(|_| Error::Failed(format!("the worker's marker is garbled: {marker:?}")))
+}
+
+/// The memory limit of a worker, for messages.
+fn memory_text(options: &RunOptions) -> String {
+    let bytes = options.datums.memory.unwrap_or_else(super::default_memory);
+    format!("{} MiB", bytes >> 20)
+}
+
+/// ` after 3 tries` (nothing for one).
+fn tries_text(tries: u32) -> String {
+    if tries > 1 {
+        format!(" after {tries} tries")
+    } else {
+        String::new()
+    }
 }
 
 /// A worker with a job volume of its own, over a build's volumes: for
@@ -675,7 +892,7 @@ mod tests {
         let text = String::from_utf8(out.stdout).unwrap();
         assert_eq!(
             text,
-            "from stdin, it's me\n\nTOKEN 3 0\nno newline\nTOKEN 4 7\n"
+            "from stdin, it's me\n\nTOKEN 3 0 1 ok\nno newline\nTOKEN 4 7 1 failed\n"
         );
         let collected = root.path().join(".pachbuild/job/out/3/a.txt");
         assert_eq!(std::fs::read_to_string(collected).unwrap(), "hello");
@@ -685,12 +902,146 @@ mod tests {
         assert!(!root.path().join(".pachbuild/job/out/4").exists());
     }
 
+    /// Runs the worker script in the host's `sh` over a scratch root with
+    /// `files` (path → content) and datums `input`; returns its stdout.
+    fn run_script(files: &[(&str, Vec<u8>)], input: &str) -> (tempfile::TempDir, String) {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().display().to_string();
+        let script = WORKER_SCRIPT
+            .replace("/pfs", &format!("{r}/pfs"))
+            .replace("/.pachbuild", &format!("{r}/.pachbuild"));
+        for (path, content) in files {
+            let p = root.path().join(path.replace("{r}", &r));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            let content = String::from_utf8_lossy(content).replace("{r}", &r);
+            std::fs::write(p, content).unwrap();
+        }
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &script, "pachbuild-worker", "T"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        (root, String::from_utf8(out.stdout).unwrap())
+    }
+
+    fn sh(script: &str) -> Vec<u8> {
+        argv_file(&[], &["sh".into(), "-c".into(), script.into()])
+    }
+
+    #[test]
+    fn tries_accepted_codes_and_err_cmd_follow_the_settings() {
+        let (root, text) = run_script(
+            &[
+                (".pachbuild/job/settings", b"tries=3\naccept='5'\n".to_vec()),
+                // Fails twice (state outside /pfs persists), then succeeds.
+                (
+                    ".pachbuild/job/argv/1",
+                    sh("n=$(cat /tmp/pachbuild-test-tries-$$PPID 2>/dev/null || echo 0); echo x > {r}/pfs/out/f; test -d {r}/pfs/out && ls {r}/pfs | tr '\\n' ' '; echo; exit 1"),
+                ),
+                (".pachbuild/job/argv/2", sh("exit 5")),
+                (".pachbuild/job/argv/3", sh("echo failing; exit 4")),
+                (".pachbuild/job/errargv/3", sh("read l; echo \"err: $l\"")),
+                (".pachbuild/job/err_stdin", b"from err_stdin\n".to_vec()),
+            ],
+            "1\n2\n3\n",
+        );
+        assert!(text.contains("try 1 of 3 failed (exit code 1)"), "{text}");
+        assert!(text.contains("T 1 1 3 failed"), "{text}");
+        assert!(text.contains("T 2 0 1 ok"), "{text}");
+        assert!(
+            text.contains("err: from err_stdin\n\nT 3 4 3 recovered"),
+            "{text}"
+        );
+        // Recovered and failed datums leave no output; accepted ones do.
+        let out = root.path().join(".pachbuild/job/out");
+        assert!(out.join("2").is_dir());
+        assert!(!out.join("1").exists() && !out.join("3").exists());
+    }
+
+    #[test]
+    fn a_datum_past_its_time_limit_is_killed() {
+        let started = std::time::Instant::now();
+        let (_root, text) = run_script(
+            &[
+                (".pachbuild/job/settings", b"timeout=0.5\n".to_vec()),
+                (
+                    ".pachbuild/job/argv/1",
+                    sh("echo begun; sleep 30; echo never"),
+                ),
+                (".pachbuild/job/argv/2", sh("echo quick")),
+            ],
+            "1\n2\n",
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{text}"
+        );
+        assert!(text.contains("begun\n"), "{text}");
+        assert!(!text.contains("never"), "{text}");
+        assert!(text.contains("T 1 137 1 timeout"), "{text}");
+        assert!(text.contains("quick\n\nT 2 0 1 ok"), "{text}");
+    }
+
+    #[test]
+    fn empty_files_working_dir_and_links_into_inputs() {
+        let (root, text) = run_script(
+            &[
+                (
+                    ".pachbuild/job/settings",
+                    b"empty='big'\nworkdir='{r}/pfs/out'\n".to_vec(),
+                ),
+                (".pachbuild/job/in/1/big/a.bin", b"real content".to_vec()),
+                (".pachbuild/job/in/1/small/b.txt", b"small".to_vec()),
+                (
+                    ".pachbuild/job/argv/1",
+                    sh(
+                        "wc -c < {r}/pfs/big/a.bin; cat {r}/pfs/small/b.txt; echo; pwd; \
+                        ln -s {r}/pfs/big/a.bin link-a; ln -s ../small/b.txt {r}/pfs/out/link-b; \
+                        echo inner > inner; ln -s inner link-inner",
+                    ),
+                ),
+            ],
+            "1\n",
+        );
+        let r = root.path().display().to_string();
+        assert!(
+            text.starts_with(&format!("0\nsmall\n{r}/pfs/out\n")),
+            "{text}"
+        );
+        let out = root.path().join(".pachbuild/job/out/1");
+        // Links into inputs become copies of the real content, even under
+        // empty_files; a link inside the output stays a link.
+        assert_eq!(std::fs::read(out.join("link-a")).unwrap(), b"real content");
+        assert!(!out.join("link-a").is_symlink());
+        assert_eq!(std::fs::read(out.join("link-b")).unwrap(), b"small");
+        assert!(out.join("link-inner").is_symlink());
+    }
+
     #[test]
     fn markers_are_parsed_and_checked() {
-        assert_eq!(parse_marker("3 0", 3).unwrap(), 0);
-        assert_eq!(parse_marker("3 7", 3).unwrap(), 7);
-        assert!(parse_marker("4 0", 3).is_err());
-        assert!(parse_marker("3", 3).is_err());
+        let ok = Marker::parse("3 0 1 ok", 3).unwrap();
+        assert_eq!((ok.code, ok.tries, ok.state), (0, 1, MarkerState::Ok));
+        let failed = Marker::parse("3 7 3 failed", 3).unwrap();
+        assert_eq!(
+            (failed.code, failed.tries, failed.state),
+            (7, 3, MarkerState::Failed)
+        );
+        assert_eq!(
+            Marker::parse("3 137 1 timeout", 3).unwrap().state,
+            MarkerState::Timeout
+        );
+        assert!(Marker::parse("4 0 1 ok", 3).is_err());
+        assert!(Marker::parse("3 0", 3).is_err());
+        assert!(Marker::parse("3 0 1 fine", 3).is_err());
         assert_eq!(find(b"abc\nTOK 1", b"\nTOK "), Some(3));
         assert_ne!(new_token(), new_token());
     }

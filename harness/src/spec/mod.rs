@@ -1,6 +1,8 @@
 //! Pipeline specs: the model, parsing (JSON and YAML), the client's rules and
 //! the resolution of images and command.
 
+pub mod duration;
+pub mod fields;
 pub mod model;
 pub mod parse;
 pub mod resolve;

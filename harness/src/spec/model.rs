@@ -24,6 +24,15 @@ pub struct PipelineSpec {
     pub spout: Option<serde_json::Value>,
     #[serde(default)]
     pub parallelism_spec: Option<ParallelismSpec>,
+    /// Tries of a failing datum before the job fails (platform default 3).
+    #[serde(default)]
+    pub datum_tries: Option<i64>,
+    /// A datum's time limit, as a Go duration (`30s`, `1h2m`).
+    #[serde(default)]
+    pub datum_timeout: Option<String>,
+    /// The job's time limit, as a Go duration.
+    #[serde(default)]
+    pub job_timeout: Option<String>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -63,6 +72,38 @@ pub struct Transform {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub build: Option<Build>,
+    /// Run after a datum's last failed try; exit 0 recovers the datum.
+    #[serde(default)]
+    pub err_cmd: Vec<String>,
+    #[serde(default)]
+    pub err_stdin: Vec<String>,
+    /// Exit codes that count as success.
+    #[serde(default)]
+    pub accept_return_code: Vec<i64>,
+    /// The command's working directory (default: the image's).
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    /// The user the command runs as (default: the image's).
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+/// `transform.secrets[]`: a Kubernetes secret, as a file tree or one key in
+/// an environment variable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Secret {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub mount_path: Option<String>,
+    #[serde(default)]
+    pub env_var: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -110,6 +151,12 @@ pub struct PfsInput {
     pub glob: String,
     #[serde(default)]
     pub branch: Option<String>,
+    /// The datum's files appear empty (the code needs only their names).
+    #[serde(default)]
+    pub empty_files: bool,
+    /// The platform streams files through named pipes; locally they are copied.
+    #[serde(default)]
+    pub lazy: bool,
     #[serde(flatten)]
     pub unknown: Unknown,
 }

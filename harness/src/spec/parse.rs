@@ -40,7 +40,19 @@ pub fn load_spec(path: &Path) -> Result<LoadedSpec> {
         let dir = std::env::current_dir().with_path("cannot read current directory", ".")?;
         return load_spec_from_reader(std::io::stdin().lock(), dir);
     }
-    let text = std::fs::read_to_string(path).with_path("cannot read", path)?;
+    // A spec that is not there (or not a file) is bad input, not a failure.
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file".to_string(),
+            _ if path.is_dir() => "is a folder, not a spec file".to_string(),
+            _ => e.to_string(),
+        };
+        Error::Usage(format!(
+            "{}: cannot read the pipeline spec: {why}\n  fix: name a pipeline spec file \
+             (JSON or YAML), or `-` to read it from stdin",
+            path.display()
+        ))
+    })?;
     let spec = parse_spec(&text, path)?;
     Ok(LoadedSpec {
         path: path.to_path_buf(),
@@ -360,9 +372,10 @@ input:
     }
 
     #[test]
-    fn missing_file_is_an_io_error_naming_it() {
+    fn a_missing_spec_is_bad_input_naming_it() {
         let err = load_spec(Path::new("/nonexistent/pipeline.json")).unwrap_err();
-        assert!(matches!(err, Error::Io { .. }));
+        assert_eq!(err.exit_code(), crate::error::exit::BAD_INPUT);
+        assert!(err.to_string().contains("no such file"), "{err}");
         assert!(
             err.to_string().contains("/nonexistent/pipeline.json"),
             "{err}"

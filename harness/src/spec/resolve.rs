@@ -27,6 +27,10 @@ pub struct Resolved {
     pub build_path: PathBuf,
     /// The official builder's language, when the spec names one.
     pub language: Option<String>,
+    /// A build pipeline (`transform.build`); without one, an ordinary
+    /// pipeline: only the run phase, no `/pfs/source` or `/pfs/build`, and
+    /// `builder_image` is empty.
+    pub has_build: bool,
 }
 
 /// Resolves images and command as the platform's client did.
@@ -42,12 +46,7 @@ pub fn resolve(
     let file = &loaded.path;
     let spec = &loaded.spec;
     let Some(build) = &spec.transform.build else {
-        return Err(Error::invalid(
-            file,
-            "transform.build",
-            "the spec has no `transform.build`, so there is no builder to resolve",
-            "add a build under `transform`, e.g. `\"build\": {\"language\": \"python\"}`",
-        ));
+        return ordinary(loaded);
     };
     builder_choice(file, build)?;
 
@@ -86,6 +85,39 @@ pub fn resolve(
         stdin: spec.transform.stdin.clone(),
         build_path: build_path(loaded),
         language,
+        has_build: true,
+    })
+}
+
+/// An ordinary pipeline (no `transform.build`): `transform.image` runs
+/// `transform.cmd`, as on the platform.
+fn ordinary(loaded: &LoadedSpec) -> Result<Resolved> {
+    let (file, transform) = (&loaded.path, &loaded.spec.transform);
+    let Some(image) = non_empty(&transform.image) else {
+        return Err(Error::invalid(
+            file,
+            "transform.image",
+            "is not set, and there is no `transform.build`: nothing says what image the code runs in",
+            "set `transform.image` to the image of your code (e.g. `\"image\": \"python:3.11-slim\"`), \
+             or add `transform.build` to have a builder make it from source",
+        ));
+    };
+    if transform.cmd.is_empty() {
+        return Err(Error::invalid(
+            file,
+            "transform.cmd",
+            "is empty: an ordinary pipeline runs the command it names in each datum",
+            "set `transform.cmd`, e.g. `[\"python3\", \"/app/main.py\"]`",
+        ));
+    }
+    Ok(Resolved {
+        builder_image: String::new(),
+        run_image: image.to_string(),
+        command: transform.cmd.clone(),
+        stdin: transform.stdin.clone(),
+        build_path: loaded.dir.clone(),
+        language: None,
+        has_build: false,
     })
 }
 
@@ -201,13 +233,37 @@ mod tests {
     #[test]
     fn builder_choice_and_missing_build_are_errors_not_panics() {
         for transform in [
-            "transform: {image: x}\n",
             "transform: {build: {}}\n",
             "transform: {build: {language: go, image: x}}\n",
         ] {
             let err = resolve(&loaded(&format!("{BASE}{transform}")), "p", versions).unwrap_err();
             assert!(
                 matches!(&err, Error::Invalid { field, .. } if field == "transform.build"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_ordinary_pipeline_runs_its_image_and_command() {
+        let r = resolve(
+            &loaded(&format!(
+                "{BASE}transform: {{image: me/app:1, cmd: [python3, /app/main.py]}}\n"
+            )),
+            "p",
+            versions,
+        )
+        .unwrap();
+        assert!(!r.has_build);
+        assert_eq!(r.run_image, "me/app:1");
+        assert_eq!(r.command, ["python3", "/app/main.py"]);
+        for (transform, field) in [
+            ("transform: {cmd: [x]}\n", "transform.image"),
+            ("transform: {image: x}\n", "transform.cmd"),
+        ] {
+            let err = resolve(&loaded(&format!("{BASE}{transform}")), "p", versions).unwrap_err();
+            assert!(
+                matches!(&err, Error::Invalid { field: f, .. } if f == field),
                 "{err}"
             );
         }

@@ -1,5 +1,6 @@
 //! The rules the platform's client enforced before it ran a build pipeline,
-//! plus the few a local run adds (no `join`/`group`, a build is required).
+//! plus the few a local run adds. A spec without `transform.build` is an
+//! ordinary pipeline (`transform.image` runs `transform.cmd`).
 //!
 //! Every problem is an [`Error::Invalid`] naming the dotted field path, what is
 //! wrong and what to write instead, so a user can fix the spec from the
@@ -34,12 +35,16 @@ pub fn problems(loaded: &LoadedSpec) -> Vec<Error> {
     let spec = &loaded.spec;
     c.pipeline_name(spec);
     match &spec.transform.build {
-        None => c.push(
-            "transform.build",
-            "the spec has no `transform.build`; this harness runs build pipelines only",
-            "add a build under `transform`, e.g. `\"build\": {\"language\": \"python\", \"path\": \"./source\"}`; \
-             a pipeline with its own image runs on the platform as it is",
-        ),
+        // An ordinary pipeline: `resolve` names a missing image or command.
+        None => {
+            if spec.input.is_none() && spec.spout.is_none() {
+                c.push(
+                    "input",
+                    "the pipeline has no input: its code runs once per datum of an input",
+                    "add an input, e.g. `\"input\": {\"pfs\": {\"repo\": \"data\", \"glob\": \"/*\"}}`",
+                );
+            }
+        }
         Some(build) => {
             if let Err(e) = builder_choice(&loaded.path, build) {
                 c.out.push(e);
@@ -67,6 +72,7 @@ pub fn problems(loaded: &LoadedSpec) -> Vec<Error> {
     if spec.transform.build.is_some() {
         c.build_path(loaded);
     }
+    c.datum_rules(spec);
     c.out
 }
 
@@ -229,6 +235,77 @@ impl Checker<'_> {
     ) {
         self.out
             .push(Error::invalid(&self.file.path, field, problem, fix));
+    }
+
+    /// Tries, time limits, accepted codes and secrets: the fields that
+    /// shape how each datum runs.
+    fn datum_rules(&mut self, spec: &PipelineSpec) {
+        if let Some(tries) = spec.datum_tries {
+            if tries < 0 {
+                self.push(
+                    "datum_tries",
+                    format!("is {tries}; a datum is tried at least once"),
+                    "set `datum_tries` to 1 or more (0 or absent means the platform's default, 3)",
+                );
+            }
+        }
+        for (field, value) in [
+            ("datum_timeout", &spec.datum_timeout),
+            ("job_timeout", &spec.job_timeout),
+        ] {
+            if let Some(text) = non_empty(value) {
+                if let Err(why) = super::duration::parse_go_duration(text) {
+                    self.push(
+                        field,
+                        format!("`{text}` is not a duration: {why}"),
+                        format!("write `{field}` as the platform does, e.g. `\"30s\"`, `\"5m\"` or `\"1h30m\"`"),
+                    );
+                }
+            }
+        }
+        for (i, code) in spec.transform.accept_return_code.iter().enumerate() {
+            if !(0..=255).contains(code) {
+                self.push(
+                    format!("transform.accept_return_code[{i}]"),
+                    format!("{code} is not an exit code a process can return"),
+                    "list exit codes between 0 and 255",
+                );
+            }
+        }
+        if !spec.transform.err_stdin.is_empty() && spec.transform.err_cmd.is_empty() {
+            self.push(
+                "transform.err_stdin",
+                "is set but `transform.err_cmd` is not, so nothing reads it",
+                "add `err_cmd` (e.g. `[\"sh\"]`), or remove `err_stdin`",
+            );
+        }
+        for (i, secret) in spec.transform.secrets.iter().enumerate() {
+            let field = format!("transform.secrets[{i}]");
+            if secret.name.trim().is_empty() {
+                self.push(
+                    format!("{field}.name"),
+                    "is empty: a secret is found by its name",
+                    "set `name` (locally, `--secret NAME=PATH` gives its contents)",
+                );
+            }
+            match (
+                non_empty(&secret.env_var),
+                non_empty(&secret.key),
+                non_empty(&secret.mount_path),
+            ) {
+                (Some(_), None, _) => self.push(
+                    format!("{field}.key"),
+                    "is missing: `env_var` takes the value of one key of the secret",
+                    "set `key` to the secret's key to put in the variable",
+                ),
+                (None, _, None) => self.push(
+                    field,
+                    "has neither `env_var` nor `mount_path`, so the code never sees it",
+                    "set `mount_path` (a folder of one file per key) or `env_var` with `key`",
+                ),
+                _ => {}
+            }
+        }
     }
 
     fn pipeline_name(&mut self, spec: &PipelineSpec) {
@@ -567,10 +644,12 @@ mod tests {
     }
 
     #[test]
-    fn a_build_is_required() {
+    fn an_ordinary_pipeline_is_valid_and_needs_an_input() {
         let spec = r#"{"pipeline": {"name": "p"}, "transform": {"image": "x", "cmd": ["a"]}, "input": {"pfs": {"repo": "a", "glob": "/"}}}"#;
-        let text = only(spec, "transform.build");
-        assert!(text.contains("build pipelines only"), "{text}");
+        assert!(check(spec).is_empty());
+        let no_input = r#"{"pipeline": {"name": "p"}, "transform": {"image": "x", "cmd": ["a"]}}"#;
+        let text = only(no_input, "input");
+        assert!(text.contains("no input"), "{text}");
     }
 
     #[test]

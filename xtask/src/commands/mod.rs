@@ -105,6 +105,13 @@ pub fn pipeline_runner_options(
             ..harness::pipeline::CacheOptions::default()
         },
         scratch_dir: context.target_dir().join("tmp"),
+        datums: harness::pipeline::DatumOptions {
+            tries: args.datum_tries,
+            keep_going: args.keep_going,
+            secrets: args.secrets.iter().cloned().collect(),
+            memory: args.memory,
+            user: args.user.clone(),
+        },
         ..runner_options(context, &args.base)
     }
 }

@@ -37,14 +37,18 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         language.as_deref(),
     )
     .map_err(|e| hints::unknown_language(e, &args.spec, &builders_dir))?;
-    for field in harness::spec::validate::unknown_fields(&loaded.spec) {
-        eprintln!(
-            "note: {}: `{field}` is not used by local runs (ignored)",
-            loaded.path.display()
-        );
+    for (warning, text) in harness::spec::fields::notes(&loaded.spec) {
+        let kind = if warning { "warning" } else { "note" };
+        eprintln!("{kind}: {}: {text}", loaded.path.display());
     }
-    let command_warning =
-        hints::command_warning(&loaded.spec.transform.cmd, &loaded.spec.transform.stdin);
+    // Only a build pipeline has an entry point to bypass.
+    let command_warning = loaded
+        .spec
+        .transform
+        .build
+        .is_some()
+        .then(|| hints::command_warning(&loaded.spec.transform.cmd, &loaded.spec.transform.stdin))
+        .flatten();
     if let Some(warning) = &command_warning {
         eprintln!("warning: {}: {warning}", loaded.path.display());
     }
@@ -72,10 +76,14 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         options.scratch_dir = parent.to_path_buf();
     }
     let runner = Runner::connect(context.builders_dir(), options).await?;
+    let build = if prepared.resolved.has_build {
+        format!("build in {}", prepared.resolved.builder_image)
+    } else {
+        "no build (an ordinary pipeline)".to_string()
+    };
     eprintln!(
-        "{}: build in {}, run `{}` in {} over {} datum(s) (run {})",
+        "{}: {build}, run `{}` in {} over {} datum(s) (run {})",
         prepared.pipeline_name,
-        prepared.resolved.builder_image,
         prepared.resolved.command.join(" "),
         prepared.resolved.run_image,
         args.datum.as_ref().map_or(prepared.datums.len(), |_| 1),
@@ -100,6 +108,9 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         .await?;
     for warning in &report.warnings {
         eprintln!("warning: {warning}");
+    }
+    for (_, id) in &report.datums_recovered {
+        eprintln!("note: datum {id} failed and err_cmd recovered it: the output has nothing of it");
     }
     if !report.kept.is_empty() {
         eprintln!("kept for debugging (remove with `cargo xtask clean`):");
@@ -128,6 +139,12 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         Err(ref failure) => {
             args.report.emit(&results, out)?;
             eprintln!("error: {failure}");
+            for more in &report.more_failures {
+                eprintln!("error: {more}");
+            }
+            if !report.more_failures.is_empty() {
+                eprintln!("{} datums failed", report.more_failures.len() + 1);
+            }
             harness::error::exit::FAILED
         }
     };
@@ -173,7 +190,19 @@ fn datum_cases(
         build = build.with_failure(failure);
         build.message = Some(first_line(&failure.to_string()));
     }
-    let mut cases = vec![build];
+    // An ordinary pipeline (no build) has no build case.
+    let mut cases = if prepared.resolved.has_build {
+        vec![build]
+    } else {
+        Vec::new()
+    };
+    let failures: Vec<&pipeline::PhaseFailure> =
+        failure.into_iter().chain(&report.more_failures).collect();
+    let recovered: BTreeSet<&str> = report
+        .datums_recovered
+        .iter()
+        .map(|(_, id)| id.as_str())
+        .collect();
     let selected: Vec<(usize, &harness::datum::Datum)> = match &args.datum {
         Some(wanted) => harness::datum::find(&prepared.datums, wanted)
             .ok()
@@ -192,7 +221,10 @@ fn datum_cases(
     for (index, datum) in selected {
         let id = datum.id();
         let name = format!("{} {id} {}", index + 1, datum.describe());
-        let failed_here = failure.filter(|f| f.datum.as_ref().is_some_and(|(_, d)| *d == id));
+        let failed_here = failures
+            .iter()
+            .copied()
+            .find(|f| f.datum.as_ref().is_some_and(|(_, d)| *d == id));
         let case = match (failed_here, times.get(id.as_str())) {
             (Some(failure), _) => {
                 let mut case = Case::new(suite, name, Status::Failed).with_failure(failure);
@@ -204,6 +236,9 @@ fn datum_cases(
             }
             (None, Some(&seconds)) => {
                 let mut case = Case::new(suite, name, Status::Passed);
+                if recovered.contains(id.as_str()) {
+                    case.note = Some("failed, recovered by err_cmd: no output".into());
+                }
                 case.run_seconds = Some(seconds);
                 case
             }

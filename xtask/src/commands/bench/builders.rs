@@ -219,6 +219,7 @@ async fn bench_workload(
             env,
             working_dir: Some("/pfs/source".into()),
             stdin: None,
+            user: None,
         },
         ExecSpec {
             cmd: vec!["true".into()],
@@ -346,6 +347,7 @@ impl StagedRun {
             jobs: 1,
             cache: Default::default(),
             scratch_dir: std::env::temp_dir(),
+            datums: Default::default(),
         };
         StagedRun {
             side,
