@@ -96,13 +96,15 @@ fn every_pipeline_fixture_passes() {
         "ordinary",
         "sandbox",
         "run-as-user",
+        "join",
+        "group",
     ] {
         command.arg("--fixture").arg(pipeline(name));
     }
     command
         .assert()
         .success()
-        .stdout(predicate::str::contains("15 passed, 0 failed"));
+        .stdout(predicate::str::contains("17 passed, 0 failed"));
 }
 
 fn a_wrong_expected_output_fails_with_a_diff() {

@@ -155,7 +155,17 @@ const KNOWN_TRANSFORM: &[&str] = &[
     "user",
     "secrets",
 ];
-const KNOWN_PFS: &[&str] = &["name", "repo", "glob", "branch", "empty_files", "lazy"];
+const KNOWN_PFS: &[&str] = &[
+    "name",
+    "repo",
+    "glob",
+    "branch",
+    "empty_files",
+    "lazy",
+    "join_on",
+    "outer_join",
+    "group_by",
+];
 const KNOWN_INPUT: &[&str] = &["pfs", "cross", "union", "cron", "join", "group"];
 const KNOWN_BUILD: &[&str] = &["path", "language", "image"];
 const KNOWN_CRON: &[&str] = &["name", "spec"];

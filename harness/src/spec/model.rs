@@ -152,11 +152,22 @@ pub struct PfsInput {
     #[serde(default)]
     pub branch: Option<String>,
     /// The datum's files appear empty (the code needs only their names).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub empty_files: bool,
     /// The platform streams files through named pipes; locally they are copied.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lazy: bool,
+    /// Inside a `join`: the key (capture groups of the glob, `$1`…) that
+    /// pairs this input's datums with the other inputs'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_on: Option<String>,
+    /// Inside a `join`: keep this input's datums that pair with nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outer_join: bool,
+    /// Inside a `group`: the key (capture groups of the glob) that gathers
+    /// this input's datums with every other datum of the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<String>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }

@@ -1,6 +1,8 @@
 //! The rules the platform's client enforced before it ran a build pipeline,
-//! plus the few a local run adds. A spec without `transform.build` is an
-//! ordinary pipeline (`transform.image` runs `transform.cmd`).
+//! plus the few a local run adds (a glob must parse; every input of a
+//! `join` or `group` has the key it is joined or grouped by, made of capture
+//! groups its glob has). A spec without `transform.build` is an ordinary
+//! pipeline (`transform.image` runs `transform.cmd`).
 //!
 //! Every problem is an [`Error::Invalid`] naming the dotted field path, what is
 //! wrong and what to write instead, so a user can fix the spec from the
@@ -9,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{Build, Input, PipelineSpec};
+use super::model::{Build, Input, PfsInput, PipelineSpec};
 use super::parse::LoadedSpec;
 use super::resolve::build_path;
 use crate::error::{Error, Result};
@@ -221,6 +223,13 @@ fn bad_chars(name: &str) -> String {
         .join(", ")
 }
 
+/// The kinds of combination an input node sits in.
+#[derive(Debug, Clone, Copy, Default)]
+struct Within {
+    join: bool,
+    group: bool,
+}
+
 struct Checker<'a> {
     file: &'a LoadedSpec,
     out: Vec<Error>,
@@ -334,6 +343,11 @@ impl Checker<'_> {
 
     /// The shape of each input node; names are checked in [`Checker::names`].
     fn input(&mut self, input: &Input, path: &str) {
+        self.input_in(input, path, Within::default());
+    }
+
+    /// [`Checker::input`] for a node below the `join`s and `group`s of `within`.
+    fn input_in(&mut self, input: &Input, path: &str, within: Within) {
         let set: Vec<&str> = [
             ("pfs", input.pfs.is_some()),
             ("cross", input.cross.is_some()),
@@ -403,6 +417,8 @@ impl Checker<'_> {
                     "add a glob: `\"glob\": \"/\"` makes the whole repo one datum, \
                      `\"glob\": \"/*\"` makes each top-level file or folder a datum",
                 );
+            } else {
+                self.keys(pfs, path, within);
             }
         }
         if let Some(cron) = &input.cron {
@@ -422,21 +438,93 @@ impl Checker<'_> {
             }
         }
         for (kind, list) in children(input) {
-            match kind {
-                "join" | "group" => self.push(
-                    format!("{path}.{kind}"),
-                    format!("`{kind}` inputs are not supported by this local harness"),
-                    "use `cross` or `union` to run locally, or run this pipeline on the platform",
-                ),
-                _ if list.is_empty() => self.push(
+            if list.is_empty() {
+                self.push(
                     format!("{path}.{kind}"),
                     format!("`{kind}` is empty"),
                     format!("list at least one input in `{kind}`, or replace it with a single `pfs` input"),
-                ),
-                _ => {}
+                );
             }
+            let within = Within {
+                join: within.join || kind == "join",
+                group: within.group || kind == "group",
+            };
             for (i, child) in list.iter().enumerate() {
-                self.input(child, &format!("{path}.{kind}[{i}]"));
+                self.input_in(child, &format!("{path}.{kind}[{i}]"), within);
+            }
+        }
+    }
+
+    /// The glob parses, and the input has the keys the `join`s and `group`s
+    /// above it need, made of capture groups the glob has (a `$n` the glob
+    /// lacks is always empty on the platform, which joins or groups
+    /// everything under one key).
+    fn keys(&mut self, pfs: &PfsInput, path: &str, within: Within) {
+        let glob =
+            match crate::datum::glob::clean(&pfs.glob).map(|g| crate::datum::glob::Glob::new(&g)) {
+                Some(Ok(glob)) => glob,
+                Some(Err(e)) => {
+                    self.push(
+                    format!("{path}.pfs.glob"),
+                    format!("the glob `{}` does not parse: {e}", pfs.glob),
+                    "fix the pattern: `?` one character, `*` any characters but `/`, `**` any, \
+                     `[a-z]` a class, `{a,b}` alternatives, `(…)` a capture group; \
+                     write `\\` before a character to take it literally",
+                );
+                    return;
+                }
+                None => return,
+            };
+        let groups = glob.group_count();
+        for (field, kind, needed, value) in [
+            ("join_on", "join", within.join, &pfs.join_on),
+            ("group_by", "group", within.group, &pfs.group_by),
+        ] {
+            let field_path = format!("{path}.pfs.{field}");
+            match non_empty(value) {
+                None if needed => {
+                    let example = if groups == 0 {
+                        format!(
+                            "add a capture group to the glob, e.g. `\"glob\": \"/(*)\"`, and set \
+                             `\"{field}\": \"$1\"`"
+                        )
+                    } else {
+                        format!("set e.g. `\"{field}\": \"$1\"` (the glob `{}` has {groups} capture group(s))", pfs.glob)
+                    };
+                    self.push(
+                        field_path,
+                        format!(
+                            "the input is inside a `{kind}` but has no `{field}`, so nothing \
+                             says which of its datums go together"
+                        ),
+                        example,
+                    );
+                }
+                Some(template) => {
+                    let missing: Vec<usize> = crate::datum::glob::references(template)
+                        .into_iter()
+                        .filter(|n| *n > groups)
+                        .collect();
+                    if let Some(n) = missing.first() {
+                        self.push(
+                            field_path,
+                            format!(
+                                "`{template}` uses capture group {n}, but the glob `{}` has {}; \
+                                 the key would always be empty",
+                                pfs.glob,
+                                match groups {
+                                    0 => "none".to_string(),
+                                    1 => "only 1".to_string(),
+                                    g => format!("only {g}"),
+                                }
+                            ),
+                            "put the part of the path to match in parentheses in the glob, \
+                             e.g. `/(*).txt`, and refer to it as `$1`; groups are numbered by \
+                             their opening parenthesis",
+                        );
+                    }
+                }
+                None => {}
             }
         }
     }
@@ -715,20 +803,13 @@ mod tests {
     #[test]
     fn reserved_names_inside_join_and_group_too() {
         let spec = with_input(
-            r#"{"join": [{"pfs": {"repo": "a", "glob": "/"}}, {"pfs": {"repo": "source", "glob": "/"}}]}"#,
+            r#"{"join": [{"pfs": {"repo": "a", "glob": "/(*)", "join_on": "$1"}}, {"pfs": {"repo": "source", "glob": "/(*)", "join_on": "$1"}}]}"#,
         );
-        let errors = check(&spec);
-        assert_eq!(fields(&errors), ["input.join", "input.join[1].pfs.repo"]);
-        assert!(
-            errors[0].to_string().contains("not supported"),
-            "{}",
-            errors[0]
+        assert_eq!(fields(&check(&spec)), ["input.join[1].pfs.repo"]);
+        let spec = with_input(
+            r#"{"group": [{"pfs": {"repo": "build", "glob": "/(*)", "group_by": "$1"}}]}"#,
         );
-        let spec = with_input(r#"{"group": [{"pfs": {"repo": "build", "glob": "/"}}]}"#);
-        assert_eq!(
-            fields(&check(&spec)),
-            ["input.group", "input.group[0].pfs.repo"]
-        );
+        assert_eq!(fields(&check(&spec)), ["input.group[0].pfs.repo"]);
     }
 
     #[test]
@@ -770,17 +851,60 @@ mod tests {
     }
 
     #[test]
-    fn join_and_group_are_not_supported() {
+    fn join_and_group_inputs_need_their_keys() {
+        let good = with_input(
+            r#"{"join": [{"pfs": {"repo": "a", "glob": "/(*).txt", "join_on": "$1"}},
+                         {"pfs": {"repo": "b", "glob": "/*/(*).txt", "join_on": "$1", "outer_join": true}}]}"#,
+        );
+        assert!(check(&good).is_empty(), "{:?}", check(&good));
+        let good = with_input(
+            r#"{"group": [{"pfs": {"repo": "a", "glob": "/*-(*)-lab*.txt", "group_by": "$1"}}]}"#,
+        );
+        assert!(check(&good).is_empty());
+
         let spec = with_input(
-            r#"{"join": [{"pfs": {"repo": "a", "glob": "/(*)"}}, {"pfs": {"repo": "b", "glob": "/(*)"}}]}"#,
+            r#"{"join": [{"pfs": {"repo": "a", "glob": "/(*)"}}, {"pfs": {"repo": "b", "glob": "/*", "join_on": "$1"}}]}"#,
         );
-        let text = only(&spec, "input.join");
+        let errors = check(&spec);
+        assert_eq!(
+            fields(&errors),
+            ["input.join[0].pfs.join_on", "input.join[1].pfs.join_on"]
+        );
         assert!(
-            text.contains("not supported by this local harness"),
-            "{text}"
+            errors[0].to_string().contains("no `join_on`"),
+            "{}",
+            errors[0]
         );
-        let spec = with_input(r#"{"group": [{"pfs": {"repo": "a", "glob": "/(*)"}}]}"#);
-        only(&spec, "input.group");
+        assert!(errors[1].to_string().contains("has none"), "{}", errors[1]);
+        assert_eq!(errors[0].exit_code(), crate::error::exit::BAD_INPUT);
+
+        // Every input below a group needs `group_by`, also through a join.
+        let spec = with_input(
+            r#"{"group": [{"join": [{"pfs": {"repo": "a", "glob": "/(?)(?)", "join_on": "$1$2", "group_by": "$3"}},
+                                    {"pfs": {"repo": "b", "glob": "/(?)(?)", "join_on": "$2$1"}}]}]}"#,
+        );
+        assert_eq!(
+            fields(&check(&spec)),
+            [
+                "input.group[0].join[0].pfs.group_by",
+                "input.group[0].join[1].pfs.group_by"
+            ]
+        );
+        // Outside a join the keys are not needed (the platform ignores them).
+        assert!(check(&with_input(r#"{"pfs": {"repo": "a", "glob": "/*"}}"#)).is_empty());
+    }
+
+    #[test]
+    fn globs_must_parse() {
+        let text = only(
+            &with_input(r#"{"pfs": {"repo": "a", "glob": "/[a"}}"#),
+            "input.pfs.glob",
+        );
+        assert!(text.contains("never closed"), "{text}");
+        only(
+            &with_input(r#"{"pfs": {"repo": "a", "glob": "/^(x)"}}"#),
+            "input.pfs.glob",
+        );
     }
 
     #[test]

@@ -53,9 +53,25 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         eprintln!("warning: {}: {warning}", loaded.path.display());
     }
     let repos = input_repos(&loaded.spec.input, &loaded.dir, &args.inputs)?;
+    let input = loaded.spec.input.clone();
     let prepared = pipeline::prepare(loaded, resolved, &repos)?;
+    if prepared.datums.is_empty() {
+        if let Some(input) = &input {
+            for note in harness::datum::explain_empty(input, &repos) {
+                eprintln!("warning: no datums: {note}");
+            }
+        }
+    }
     if args.list_datums {
-        print_datums(&prepared);
+        if args.report.json {
+            let json = harness::datum::to_json(&prepared.datums);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).expect("JSON of plain values")
+            );
+        } else {
+            print_datums(&prepared);
+        }
         return Ok(0);
     }
     if let Some(wanted) = &args.datum {

@@ -247,7 +247,8 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     /// Print the results as one JSON document on stdout (schema in
-    /// README.md, "Results as JSON"); every other line goes to stderr.
+    /// README.md, "Results for CI"); every other line goes to stderr. With
+    /// `run --list-datums`: the datums as JSON instead.
     #[arg(long)]
     pub json: bool,
 }
