@@ -150,24 +150,85 @@ impl Fixture {
     /// Whether the run's report is what the fixture expects. `Err` holds a
     /// readable account of the difference.
     pub fn judge(&self, report: &Report) -> Result<std::result::Result<(), String>> {
-        match (&self.config.expect_failure, &report.output) {
+        Ok(self.verdict(report)?.result)
+    }
+
+    /// [`Fixture::judge`], with the output's difference from `expected/`
+    /// kept apart for reports.
+    pub fn verdict(&self, report: &Report) -> Result<Verdict> {
+        let (result, diff) = match (&self.config.expect_failure, &report.output) {
             (None, Ok(actual)) => {
                 // From disk, file by file: an output may be larger than memory.
-                let expected = self.dir.join("expected");
-                Ok(match output::diff_dirs(&expected, actual.path())? {
-                    None => Ok(()),
-                    Some(diff) => Err(format!("the output differs from expected/:\n{diff}")),
-                })
+                let diff = self.compare_output(actual.path())?;
+                if diff.is_empty() {
+                    (Ok(()), None)
+                } else {
+                    (
+                        Err(format!("the output differs from expected/:\n{diff}")),
+                        Some(diff),
+                    )
+                }
             }
-            (None, Err(failure)) => Ok(Err(failure.to_string())),
-            (Some(expect), Ok(_)) => Ok(Err(format!(
-                "expected the {} phase to fail with {:?}, but the pipeline succeeded",
-                phase_name(expect.phase),
-                expect.message
-            ))),
-            (Some(expect), Err(failure)) => Ok(judge_failure(expect, failure)),
-        }
+            (None, Err(failure)) => (Err(failure.to_string()), None),
+            (Some(expect), Ok(_)) => (
+                Err(format!(
+                    "expected the {} phase to fail with {:?}, but the pipeline succeeded",
+                    phase_name(expect.phase),
+                    expect.message
+                )),
+                None,
+            ),
+            (Some(expect), Err(failure)) => (judge_failure(expect, failure), None),
+        };
+        Ok(Verdict { result, diff })
     }
+
+    /// How the output folder `actual` differs from `expected/` (empty when
+    /// it does not).
+    pub fn compare_output(&self, actual: &Path) -> Result<output::DirDiff> {
+        output::compare_dirs(&self.dir.join("expected"), actual)
+    }
+
+    /// Makes `expected/` a copy of the output folder `actual` (`--bless`):
+    /// the new tree is written beside the old one and swapped in, so an
+    /// error leaves the old one whole. An empty output leaves no `expected/`.
+    pub fn bless(&self, actual: &Path) -> Result<()> {
+        let expected = self.dir.join("expected");
+        let fresh = self.dir.join(".expected.new");
+        let old = self.dir.join(".expected.old");
+        for leftover in [&fresh, &old] {
+            if leftover.exists() {
+                std::fs::remove_dir_all(leftover).with_path("remove", leftover)?;
+            }
+        }
+        output::copy_dir(actual, &fresh)?;
+        if expected.exists() {
+            std::fs::rename(&expected, &old).with_path("move aside", &expected)?;
+        }
+        let has_files = std::fs::read_dir(&fresh)
+            .with_path("read folder", &fresh)?
+            .next()
+            .is_some();
+        if has_files {
+            std::fs::rename(&fresh, &expected).with_path("write", &expected)?;
+        } else {
+            std::fs::remove_dir_all(&fresh).with_path("remove", &fresh)?;
+        }
+        if old.exists() {
+            std::fs::remove_dir_all(&old).with_path("remove", &old)?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`Fixture::verdict`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// `Ok` when the fixture passed; else why not, readably.
+    pub result: std::result::Result<(), String>,
+    /// How the output differs from `expected/`, when the pipeline
+    /// succeeded and that is why the fixture failed.
+    pub diff: Option<output::DirDiff>,
 }
 
 fn phase_name(phase: ExpectedPhase) -> &'static str {
@@ -309,6 +370,38 @@ mod tests {
             .unwrap()
             .unwrap_err()
             .contains("succeeded"));
+    }
+
+    #[test]
+    fn the_verdict_keeps_the_diff_and_bless_rewrites_expected() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = fixture(dir.path(), "");
+        std::fs::create_dir_all(dir.path().join("expected/sub")).unwrap();
+        std::fs::write(dir.path().join("expected/a.txt"), "1\n").unwrap();
+        std::fs::write(dir.path().join("expected/sub/gone.txt"), "g").unwrap();
+        let actual = Tree::from([
+            (PathBuf::from("a.txt"), Entry::file("2\n")),
+            (PathBuf::from("new.bin"), Entry::file(vec![0u8, 1])),
+        ]);
+        let report = report(Ok(actual));
+        let verdict = f.verdict(&report).unwrap();
+        let diff = verdict.diff.expect("a diff");
+        assert_eq!(diff.missing, [PathBuf::from("sub/gone.txt")]);
+        assert_eq!(diff.extra, [PathBuf::from("new.bin")]);
+        assert_eq!(diff.different.len(), 1);
+        assert!(verdict.result.unwrap_err().contains("+2"));
+
+        let out = report.output.as_ref().unwrap().path();
+        f.bless(out).unwrap();
+        assert!(f.compare_output(out).unwrap().is_empty());
+        assert!(!dir.path().join("expected/sub").exists());
+        assert!(!dir.path().join(".expected.new").exists());
+        assert_eq!(f.verdict(&report).unwrap().result, Ok(()));
+
+        // An empty output leaves no expected/.
+        let empty = tempfile::tempdir().unwrap();
+        f.bless(empty.path()).unwrap();
+        assert!(!dir.path().join("expected").exists());
     }
 
     #[test]

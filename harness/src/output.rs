@@ -366,12 +366,134 @@ fn is_executable(_meta: &fs::Metadata) -> bool {
 /// Lines of unified diff shown per file before cutting it short.
 const MAX_DIFF_LINES: usize = 200;
 
+/// How an output differs from what was expected: the files missing from
+/// it, the files it has that were not expected, and how each file present
+/// in both differs. Prints as the readable report (`Display`); serializes
+/// for machine-readable results.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DirDiff {
+    /// Expected, not in the output.
+    pub missing: Vec<PathBuf>,
+    /// In the output, not expected.
+    pub extra: Vec<PathBuf>,
+    /// In both, with other contents (or of another kind).
+    pub different: Vec<FileDiff>,
+}
+
+/// One file present on both sides whose contents differ.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FileDiff {
+    pub path: PathBuf,
+    #[serde(flatten)]
+    pub difference: Difference,
+}
+
+/// How one file differs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Difference {
+    /// Both sides are text: a unified diff (`expected/` → `actual/`, 3
+    /// lines of context), cut after [`MAX_DIFF_LINES`] lines.
+    Text { unified: String },
+    /// Either side is binary (or too large to show): sizes and SHA-256 digests.
+    Binary {
+        expected_bytes: u64,
+        actual_bytes: u64,
+        expected_sha256: String,
+        actual_sha256: String,
+        /// Where the bytes first differ, when both were read.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        first_difference: Option<String>,
+    },
+    /// A file on one side, a symlink on the other, or two symlinks to
+    /// different targets.
+    Kind { expected: String, actual: String },
+}
+
+impl DirDiff {
+    /// No difference at all.
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.extra.is_empty() && self.different.is_empty()
+    }
+
+    /// One line: `2 missing, 1 extra, 3 different`.
+    pub fn counts(&self) -> String {
+        format!(
+            "{} missing, {} extra, {} different",
+            self.missing.len(),
+            self.extra.len(),
+            self.different.len()
+        )
+    }
+}
+
+impl std::fmt::Display for DirDiff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut report = String::new();
+        if !self.missing.is_empty() {
+            let _ = writeln!(report, "missing files (expected, not in the output):");
+            for p in &self.missing {
+                let _ = writeln!(report, "  {}", p.display());
+            }
+        }
+        if !self.extra.is_empty() {
+            let _ = writeln!(report, "extra files (in the output, not expected):");
+            for p in &self.extra {
+                let _ = writeln!(report, "  {}", p.display());
+            }
+        }
+        for file in &self.different {
+            let shown = file.path.display();
+            match &file.difference {
+                Difference::Text { unified } => {
+                    let _ = writeln!(report, "differs: {shown}");
+                    for line in unified.lines() {
+                        let _ = writeln!(report, "  {line}");
+                    }
+                }
+                Difference::Binary {
+                    expected_bytes,
+                    actual_bytes,
+                    expected_sha256,
+                    actual_sha256,
+                    first_difference,
+                } => {
+                    let short = |d: &str| d.chars().take(16).collect::<String>();
+                    let _ = write!(
+                        report,
+                        "differs: {shown} (binary): expected {expected_bytes} bytes (sha256 {}), got {actual_bytes} bytes (sha256 {})",
+                        short(expected_sha256),
+                        short(actual_sha256)
+                    );
+                    if let Some(first) = first_difference {
+                        let _ = write!(report, "; {first}");
+                    }
+                    report.push('\n');
+                }
+                Difference::Kind { expected, actual } => {
+                    let _ = writeln!(
+                        report,
+                        "differs: {shown}: expected {expected}, got {actual}"
+                    );
+                }
+            }
+        }
+        f.write_str(report.trim_end())
+    }
+}
+
 /// Compares an output with what was expected. `None` when they hold the
 /// same files with the same bytes; otherwise a report listing missing and
 /// extra files and how each differing file differs. Folders and the
 /// executable bit are ignored: the platform keeps neither empty folders nor
 /// mode bits, so a fixture cannot rely on them.
 pub fn diff(expected: &Tree, actual: &Tree) -> Option<String> {
+    let diff = diff_trees(expected, actual);
+    (!diff.is_empty()).then(|| diff.to_string())
+}
+
+/// [`diff`], as a [`DirDiff`].
+pub fn diff_trees(expected: &Tree, actual: &Tree) -> DirDiff {
     let files = |t: &Tree| -> BTreeMap<PathBuf, Entry> {
         t.iter()
             .filter(|(_, e)| !matches!(e, Entry::Dir))
@@ -380,41 +502,31 @@ pub fn diff(expected: &Tree, actual: &Tree) -> Option<String> {
     };
     let expected = files(expected);
     let actual = files(actual);
-
-    let missing: Vec<&PathBuf> = expected
-        .keys()
-        .filter(|p| !actual.contains_key(*p))
-        .collect();
-    let extra: Vec<&PathBuf> = actual
-        .keys()
-        .filter(|p| !expected.contains_key(*p))
-        .collect();
-    let mut report = String::new();
-    if !missing.is_empty() {
-        let _ = writeln!(report, "missing files (expected, not in the output):");
-        for p in &missing {
-            let _ = writeln!(report, "  {}", p.display());
-        }
-    }
-    if !extra.is_empty() {
-        let _ = writeln!(report, "extra files (in the output, not expected):");
-        for p in &extra {
-            let _ = writeln!(report, "  {}", p.display());
-        }
-    }
+    let mut diff = DirDiff {
+        missing: expected
+            .keys()
+            .filter(|p| !actual.contains_key(*p))
+            .cloned()
+            .collect(),
+        extra: actual
+            .keys()
+            .filter(|p| !expected.contains_key(*p))
+            .cloned()
+            .collect(),
+        different: Vec::new(),
+    };
     for (path, want) in &expected {
         let Some(got) = actual.get(path) else {
             continue;
         };
-        if let Some(text) = diff_entry(path, want, got) {
-            report.push_str(&text);
+        if let Some(difference) = diff_entry(path, want, got) {
+            diff.different.push(FileDiff {
+                path: path.clone(),
+                difference,
+            });
         }
     }
-    if report.is_empty() {
-        None
-    } else {
-        Some(report.trim_end().to_string())
-    }
+    diff
 }
 
 /// Files larger than this are compared by streaming and reported by size
@@ -424,27 +536,32 @@ const INLINE_LIMIT: u64 = 1024 * 1024;
 /// [`diff`] for two folders on disk (`expected/` and an output), reading
 /// files through a small buffer: memory does not grow with the output.
 pub fn diff_dirs(expected: &Path, actual: &Path) -> Result<Option<String>> {
+    let diff = compare_dirs(expected, actual)?;
+    Ok((!diff.is_empty()).then(|| diff.to_string()))
+}
+
+/// [`diff_dirs`], as a [`DirDiff`] (empty when the folders hold the same
+/// files). An absent folder is an empty tree.
+pub fn compare_dirs(expected: &Path, actual: &Path) -> Result<DirDiff> {
     let want = list_leaves(expected)?;
     let got = list_leaves(actual)?;
-    let mut report = String::new();
-    let missing: Vec<&PathBuf> = want.keys().filter(|p| !got.contains_key(*p)).collect();
-    let extra: Vec<&PathBuf> = got.keys().filter(|p| !want.contains_key(*p)).collect();
-    if !missing.is_empty() {
-        let _ = writeln!(report, "missing files (expected, not in the output):");
-        for p in &missing {
-            let _ = writeln!(report, "  {}", p.display());
-        }
-    }
-    if !extra.is_empty() {
-        let _ = writeln!(report, "extra files (in the output, not expected):");
-        for p in &extra {
-            let _ = writeln!(report, "  {}", p.display());
-        }
-    }
+    let mut diff = DirDiff {
+        missing: want
+            .keys()
+            .filter(|p| !got.contains_key(*p))
+            .cloned()
+            .collect(),
+        extra: got
+            .keys()
+            .filter(|p| !want.contains_key(*p))
+            .cloned()
+            .collect(),
+        different: Vec::new(),
+    };
     for (path, w) in &want {
         let Some(g) = got.get(path) else { continue };
         let (a, b) = (expected.join(path), actual.join(path));
-        let text = match (w, g) {
+        let difference = match (w, g) {
             (Leaf::File(la), Leaf::File(lb)) => {
                 if la == lb && same_contents(&a, &b)? {
                     continue;
@@ -453,21 +570,31 @@ pub fn diff_dirs(expected: &Path, actual: &Path) -> Result<Option<String>> {
                     let read = |p: &Path| fs::read(p).with_path("read", p);
                     diff_entry(path, &Entry::file(read(&a)?), &Entry::file(read(&b)?))
                 } else {
-                    Some(format!(
-                        "differs: {} (large): expected {la} bytes (sha256 {}), got {lb} bytes (sha256 {})\n",
-                        path.display(),
-                        file_digest(&a)?,
-                        file_digest(&b)?
-                    ))
+                    Some(Difference::Binary {
+                        expected_bytes: *la,
+                        actual_bytes: *lb,
+                        expected_sha256: file_digest(&a)?,
+                        actual_sha256: file_digest(&b)?,
+                        first_difference: None,
+                    })
                 }
             }
             (w, g) => diff_entry(path, &w.as_entry(), &g.as_entry()),
         };
-        if let Some(text) = text {
-            report.push_str(&text);
+        if let Some(difference) = difference {
+            diff.different.push(FileDiff {
+                path: path.clone(),
+                difference,
+            });
         }
     }
-    Ok((!report.is_empty()).then(|| report.trim_end().to_string()))
+    Ok(diff)
+}
+
+/// Copies the folder `from` to `to` (which must not exist): files and
+/// symlinks, modes not kept.
+pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    crate::pipeline::copy_dir(from, to)
 }
 
 /// A file or symlink of a folder on disk, without its contents.
@@ -545,12 +672,11 @@ fn file_digest(path: &Path) -> Result<String> {
     let mut file = fs::File::open(path).with_path("read", path)?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).with_path("read", path)?;
-    Ok(hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The outcome of [`merge_dirs`].
@@ -682,30 +808,36 @@ fn append_file(src: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn diff_entry(path: &Path, want: &Entry, got: &Entry) -> Option<String> {
-    let shown = path.display();
+fn diff_entry(path: &Path, want: &Entry, got: &Entry) -> Option<Difference> {
     match (want, got) {
         (Entry::File { contents: a, .. }, Entry::File { contents: b, .. }) => {
             if a == b {
                 return None;
             }
             match (as_text(a), as_text(b)) {
-                (Some(a), Some(b)) => Some(text_diff(path, a, b)),
-                _ => Some(format!(
-                    "differs: {shown} (binary): expected {} bytes, got {} bytes; {}\n",
-                    a.len(),
-                    b.len(),
-                    first_difference(a, b)
-                )),
+                (Some(a), Some(b)) => Some(Difference::Text {
+                    unified: text_diff(path, a, b),
+                }),
+                _ => Some(Difference::Binary {
+                    expected_bytes: a.len() as u64,
+                    actual_bytes: b.len() as u64,
+                    expected_sha256: bytes_digest(a),
+                    actual_sha256: bytes_digest(b),
+                    first_difference: Some(first_difference(a, b)),
+                }),
             }
         }
         (Entry::Symlink(a), Entry::Symlink(b)) if a == b => None,
-        _ => Some(format!(
-            "differs: {shown}: expected {}, got {}\n",
-            describe(want),
-            describe(got)
-        )),
+        _ => Some(Difference::Kind {
+            expected: describe(want),
+            actual: describe(got),
+        }),
     }
+}
+
+fn bytes_digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(bytes))
 }
 
 fn describe(e: &Entry) -> String {
@@ -737,6 +869,7 @@ fn first_difference(a: &[u8], b: &[u8]) -> String {
     }
 }
 
+/// A unified diff of two texts, cut after [`MAX_DIFF_LINES`] lines.
 fn text_diff(path: &Path, a: &str, b: &str) -> String {
     let shown = path.display().to_string();
     let diff = similar::TextDiff::from_lines(a, b);
@@ -747,16 +880,12 @@ fn text_diff(path: &Path, a: &str, b: &str) -> String {
         .header(&format!("expected/{shown}"), &format!("actual/{shown}"))
         .to_string();
     let lines: Vec<&str> = body.lines().collect();
-    let mut out = format!("differs: {shown}\n");
+    let mut out = String::new();
     for line in lines.iter().take(MAX_DIFF_LINES) {
-        let _ = writeln!(out, "  {line}");
+        let _ = writeln!(out, "{line}");
     }
     if lines.len() > MAX_DIFF_LINES {
-        let _ = writeln!(
-            out,
-            "  ... {} more diff lines",
-            lines.len() - MAX_DIFF_LINES
-        );
+        let _ = writeln!(out, "... {} more diff lines", lines.len() - MAX_DIFF_LINES);
     }
     out
 }
@@ -943,9 +1072,34 @@ mod tests {
         assert!(report.contains("-b") && report.contains("+B"), "{report}");
         assert!(report.contains("expected/t.txt"), "{report}");
         assert!(
-            report.contains("expected 4 bytes, got 3 bytes") && report.contains("byte 2"),
+            report.contains("differs: bin (binary): expected 4 bytes (sha256 ")
+                && report.contains("got 3 bytes (sha256 ")
+                && report.contains("byte 2"),
             "{report}"
         );
+        let structured = diff_trees(&want, &got);
+        assert_eq!(structured.missing, [PathBuf::from("gone")]);
+        assert_eq!(structured.extra, [PathBuf::from("new")]);
+        assert_eq!(structured.different.len(), 2);
+        assert_eq!(structured.counts(), "1 missing, 1 extra, 2 different");
+        match &structured.different[0].difference {
+            Difference::Binary {
+                expected_sha256,
+                actual_sha256,
+                ..
+            } => {
+                // sha256 of 00 01 02 03.
+                assert!(expected_sha256.starts_with("054edec1d0211f62"));
+                assert_eq!(actual_sha256.len(), 64);
+            }
+            other => panic!("{other:?}"),
+        }
+        let json = serde_json::to_value(&structured).unwrap();
+        assert_eq!(json["different"][1]["kind"], "text");
+        assert!(json["different"][1]["unified"]
+            .as_str()
+            .unwrap()
+            .contains("+B"));
         let prefix = diff(
             &tree(&[("b", Entry::file(vec![0u8, 1]))]),
             &tree(&[("b", Entry::file(vec![0u8, 1, 2]))]),
@@ -1020,6 +1174,26 @@ mod tests {
     }
 
     #[test]
+    fn the_text_report_reads_as_before() {
+        let want = tree(&[("t.txt", Entry::file("a\nb\nc\n"))]);
+        let got = tree(&[("t.txt", Entry::file("a\nB\nc\n"))]);
+        assert_eq!(
+            diff(&want, &got).unwrap(),
+            "differs: t.txt\n  --- expected/t.txt\n  +++ actual/t.txt\n  @@ -1,3 +1,3 @@\n   a\n  -b\n  +B\n   c"
+        );
+        let link = tree(&[("l", Entry::Symlink("x".into()))]);
+        assert_eq!(
+            diff(&want, &link).unwrap(),
+            "missing files (expected, not in the output):\n  t.txt\nextra files (in the output, not expected):\n  l"
+        );
+        let file = tree(&[("l", Entry::file("x"))]);
+        assert_eq!(
+            diff(&link, &file).unwrap(),
+            "differs: l: expected a symlink to `x`, got a file"
+        );
+    }
+
+    #[test]
     fn diffing_folders_reads_from_disk() {
         let root = tempfile::tempdir().unwrap();
         let (_, want) = datum_dir(root.path(), "want", &[("a.txt", "a\nb\n"), ("gone", "g")]);
@@ -1043,7 +1217,8 @@ mod tests {
         fs::write(want.join("big"), &big).unwrap();
         fs::write(got.join("big"), &other).unwrap();
         let report = diff_dirs(&want, &got).unwrap().unwrap();
-        assert!(report.contains("differs: big (large)"), "{report}");
+        assert!(report.contains("differs: big (binary)"), "{report}");
+        assert!(!report.contains("first difference"), "{report}");
         // An absent expected/ is an empty tree.
         let report = diff_dirs(&root.path().join("none"), &got).unwrap().unwrap();
         assert!(report.contains("extra files"), "{report}");

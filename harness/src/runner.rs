@@ -87,6 +87,8 @@ pub struct FixtureOutcome {
     pub report: Report,
     /// `Ok` when the fixture passed; else why not, readably.
     pub verdict: std::result::Result<(), String>,
+    /// How the output differs from `expected/`, when that is why it failed.
+    pub diff: Option<crate::output::DirDiff>,
 }
 
 /// Builds builder images and runs pipelines on one engine, as one run.
@@ -263,8 +265,12 @@ impl Runner {
         }
         let prepared = pipeline::prepare(loaded, resolved, &repos)?;
         let report = self.run(&prepared, None, &fixture.name, sink).await?;
-        let verdict = fixture.judge(&report)?;
-        Ok(FixtureOutcome { report, verdict })
+        let verdict = fixture.verdict(&report)?;
+        Ok(FixtureOutcome {
+            report,
+            verdict: verdict.result,
+            diff: verdict.diff,
+        })
     }
 
     /// Builds an image a fixture asks for, on the official builder image of

@@ -8,8 +8,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
+    version,
     about = "Make, validate and test builder images for build pipelines",
-    after_help = "Exit codes: 0 success, 1 a build, fixture or pipeline failed, 2 bad input, 3 no Docker engine."
+    long_about = "Make, validate and test builder images for build pipelines, and run build \
+                  pipelines locally as the platform would. `cargo xtask COMMAND --help` \
+                  explains a command, with examples.",
+    after_help = AFTER_HELP,
+    after_long_help = AFTER_HELP
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -17,6 +22,15 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+const AFTER_HELP: &str = "\
+Examples:
+  cargo xtask doctor                      what this machine has and lacks
+  cargo xtask test-builder python         build the python builder, run its fixtures
+  cargo xtask run path/to/pipeline.json   run your own build pipeline locally
+
+Exit codes: 0 success, 1 a build, fixture or pipeline failed, 2 bad input, 3 no Docker engine.
+Logs and default outputs go to target/pachbuild/ (the last 20 runs' logs are kept).";
 
 impl Cli {
     /// Whether the user asked to keep containers (then an interrupt leaves them too).
@@ -48,27 +62,90 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the engine, base images, tools, CA bundle and proxy settings.
+    #[command(after_help = "Example:\n  cargo xtask doctor")]
     Doctor,
     /// Provide each builder's base image: reuse, pull, or make it from Debian packages.
+    ///
+    /// A base made locally from the same recipe is reused; else the pinned
+    /// upstream image is pulled; else it is made from Debian packages with
+    /// mmdebstrap (no registry needed).
+    #[command(
+        after_help = "Examples:\n  cargo xtask base                        every builder's base\n  cargo xtask base python --base-from debian"
+    )]
     Base(BaseArgs),
-    /// Remove what runs that are over left on the engine (containers, volumes,
-    /// test images); a live run's objects are never touched. With
-    /// PACHBUILD_SESSION set, only that session's.
+    /// Remove what finished runs left on the engine (containers, volumes, test images).
+    ///
+    /// A live run's objects are never touched, whoever started it. With
+    /// PACHBUILD_SESSION set, only that session's objects are removed.
+    #[command(
+        after_help = "Examples:\n  cargo xtask clean                        what finished runs left\n  cargo xtask clean --run 20240101-120000-ab12   only that run's\n  cargo xtask clean --cache               empty the build and datum caches"
+    )]
     Clean(CleanArgs),
     /// Build builder images (and their bases), reusing unchanged ones.
+    #[command(
+        after_help = "Examples:\n  cargo xtask build-builder               every builder\n  cargo xtask build-builder go --rebuild"
+    )]
     BuildBuilder(BuildBuilderArgs),
     /// Run a build pipeline locally, as the platform would.
+    ///
+    /// The build phase runs in the builder image (or its output comes from
+    /// the build cache), then the run phase once per datum; datums unchanged
+    /// since an earlier run are skipped and their outputs reused. Ends with a
+    /// table of the datums (time, result, log of a failure, and the command
+    /// that reruns only a failing datum).
+    #[command(
+        after_help = "Examples:\n  cargo xtask run pipeline.json --list-datums          the datums, nothing run\n  cargo xtask run pipeline.json                        inputs from inputs/<repo>/ beside the spec\n  cargo xtask run pipeline.json --input images=~/data/images --datum 3\n  cargo xtask run pipeline.json --json --junit target/run.xml   for CI"
+    )]
     Run(RunArgs),
-    /// Run the fixtures of builders (all when none is named) and compare their outputs.
+    /// Run the fixtures of builders and compare their outputs with expected/.
+    ///
+    /// Runs every fixture of the named builders (all when none is named), or
+    /// the fixtures named with --fixture. Ends with a table (build and run
+    /// times, datums, the log of each failure) and `N passed, M failed`.
+    #[command(
+        after_help = "Examples:\n  cargo xtask test-builder python                     every python fixture\n  cargo xtask test-builder python --fixture hello     one, by name\n  cargo xtask test-builder --fixture path/to/fixture  a fixture folder\n  cargo xtask test-builder go --bless                 accept changed outputs into expected/\n  cargo xtask test-builder --junit target/junit.xml   for CI"
+    )]
     TestBuilder(TestBuilderArgs),
     /// Check builder folders statically, then their images against builder.yaml.
+    ///
+    /// Files, scripts, Dockerfile and builder.yaml are checked with file and
+    /// line; shellcheck and hadolint run when installed; then the image is
+    /// built (or reused) and checked. Every problem is reported.
+    #[command(
+        after_help = "Examples:\n  cargo xtask validate                    every builder\n  cargo xtask validate rust --static-only no engine needed\n  cargo xtask validate --junit target/validate.xml"
+    )]
     Validate(crate::commands::validate::ValidateArgs),
     /// Scaffold a new builder that builds, validates and passes its fixture.
+    #[command(
+        after_help = "Examples:\n  cargo xtask new-builder ruby --base ruby:3.3-slim-bookworm\n  cargo xtask new-builder pypy --from python"
+    )]
     NewBuilder(crate::commands::new_builder::NewBuilderArgs),
     /// Benchmarks, printed side by side with their baselines.
+    #[command(
+        after_help = "Examples:\n  cargo xtask bench builders --datums 5 --runs 3\n  cargo xtask bench loop --quick"
+    )]
     Bench(crate::commands::bench::BenchArgs),
     /// Build, validate and test builders, then push those that passed to a registry.
+    #[command(
+        after_help = "Examples:\n  cargo xtask publish --registry 127.0.0.1:5000 --dry-run\n  cargo xtask publish --registry ghcr.io/my-org python --latest --json"
+    )]
     Publish(crate::commands::publish::PublishArgs),
+    /// Print a shell completion script for the `xtask` binary.
+    ///
+    /// The script completes the command `xtask`: put target/debug/xtask on
+    /// your PATH, or `alias xtask='cargo xtask'` (bash and zsh complete
+    /// aliases by their name).
+    #[command(
+        after_help = "Examples:\n  cargo xtask completions bash > ~/.local/share/bash-completion/completions/xtask\n  cargo xtask completions zsh > ~/.zfunc/_xtask\n  cargo xtask completions fish > ~/.config/fish/completions/xtask.fish"
+    )]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -188,14 +265,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Run only this datum: its id, a unique id prefix, or its number in --list-datums.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with = "list_datums")]
     pub datum: Option<String>,
-    /// Print the datums the spec makes and run nothing.
+    /// Print the datums the spec makes and run nothing (needs no engine).
     #[arg(long)]
     pub list_datums: bool,
-    /// With --list-datums: print the datums as JSON on stdout, for tools.
-    #[arg(long, requires = "list_datums")]
-    pub json: bool,
+    #[command(flatten)]
+    pub report: crate::report::ReportArgs,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }
@@ -205,12 +281,20 @@ pub struct TestBuilderArgs {
     /// Builders whose fixtures to run (all when none is named and no --fixture is given).
     #[arg(value_name = "LANG")]
     pub languages: Vec<String>,
-    /// Run this fixture folder instead (repeatable).
-    #[arg(long = "fixture", value_name = "DIR")]
+    /// Run this fixture instead (repeatable): a folder, or a fixture's name
+    /// (`hello`, `python/hello`) looked up in builders/<lang>/fixtures/.
+    #[arg(long = "fixture", value_name = "NAME|DIR")]
     pub fixtures: Vec<PathBuf>,
     /// Stream every phase's log.
     #[arg(long, short)]
     pub verbose: bool,
+    /// When a fixture's output differs from expected/, show the diff, then
+    /// write the output into expected/ (the fixture then passes). Also env
+    /// UPDATE_EXPECTED=1.
+    #[arg(long, env = "UPDATE_EXPECTED", value_parser = clap::builder::BoolishValueParser::new())]
+    pub bless: bool,
+    #[command(flatten)]
+    pub report: crate::report::ReportArgs,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }
@@ -313,5 +397,128 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("a time limit of 0 would stop everything at once".into()),
         Err(why) => Err(format!("{why}; write e.g. `90s`, `10m` or `1h30m`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn help(path: &[&str]) -> String {
+        let mut command = Cli::command();
+        let mut current = &mut command;
+        for name in path {
+            current = current.find_subcommand_mut(name).expect("a sub-command");
+        }
+        current.render_long_help().to_string()
+    }
+
+    #[test]
+    fn the_command_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_and_flag_is_documented_with_an_example() {
+        fn walk(command: &clap::Command, path: &str) {
+            for arg in command.get_arguments() {
+                let documented = arg.get_help().is_some() || arg.get_long_help().is_some();
+                assert!(documented, "{path} {} has no help", arg.get_id());
+            }
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                assert!(sub.get_about().is_some(), "{path} has no about");
+                if sub.get_name() != "help" {
+                    let after = sub
+                        .get_after_help()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default();
+                    assert!(
+                        after.contains("Example") || path.matches(' ').count() > 1,
+                        "{path} has no example"
+                    );
+                }
+                walk(sub, &path);
+            }
+        }
+        walk(&Cli::command(), "cargo xtask");
+    }
+
+    #[test]
+    fn the_top_level_help_lists_commands_one_line_each() {
+        let text = Cli::command().render_help().to_string();
+        insta::assert_snapshot!("help_top", text);
+        let listed: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .collect();
+        // Every command, and `help`.
+        assert_eq!(listed.len(), Cli::command().get_subcommands().count() + 1);
+        assert!(listed.iter().all(|l| l.len() <= 100), "{listed:#?}");
+    }
+
+    #[test]
+    fn help_of_the_reporting_commands() {
+        insta::assert_snapshot!("help_run", help(&["run"]));
+        insta::assert_snapshot!("help_test_builder", help(&["test-builder"]));
+        insta::assert_snapshot!("help_validate", help(&["validate"]));
+    }
+
+    #[test]
+    fn conflicting_flags_are_refused() {
+        let refused = Cli::try_parse_from([
+            "cargo xtask",
+            "run",
+            "p.json",
+            "--datum",
+            "3",
+            "--list-datums",
+        ])
+        .unwrap_err();
+        assert_eq!(refused.kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert!(refused.to_string().contains("--list-datums"), "{refused}");
+        assert!(Cli::try_parse_from([
+            "cargo xtask",
+            "run",
+            "p.json",
+            "--ca-bundle",
+            "x",
+            "--no-ca-bundle"
+        ])
+        .is_err());
+        assert!(Cli::try_parse_from(["cargo xtask", "clean", "--run", "x", "--cache"]).is_err());
+    }
+
+    #[test]
+    fn report_flags_parse_on_the_three_commands() {
+        let cli = Cli::try_parse_from([
+            "cargo xtask",
+            "test-builder",
+            "shtest",
+            "--fixture",
+            "hello",
+            "--bless",
+            "--junit",
+            "j.xml",
+            "--json",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::TestBuilder(args) => {
+                assert!(args.bless && args.report.json);
+                assert_eq!(
+                    args.report.junit.as_deref(),
+                    Some(std::path::Path::new("j.xml"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["cargo xtask", "validate", "--json"]).is_ok());
+        assert!(Cli::try_parse_from(["cargo xtask", "run", "p.json", "--junit", "x"]).is_ok());
+        assert!(Cli::try_parse_from(["cargo xtask", "completions", "bash"]).is_ok());
+        assert!(Cli::try_parse_from(["cargo xtask", "completions", "tcsh"]).is_err());
     }
 }

@@ -7,17 +7,18 @@
 mod cli;
 mod commands;
 mod context;
+mod report;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use harness::error::exit;
 
 use crate::cli::Cli;
 use crate::context::Context;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -31,6 +32,38 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(run(cli));
     ExitCode::from(code as u8)
+}
+
+/// Parses the command line. `--version` (`-V`) says the git revision too,
+/// read at run time from the repository this binary was built from (`cargo
+/// xtask` rebuilds it first, so that is the revision running).
+fn parse() -> Cli {
+    let mut command = Cli::command();
+    if std::env::args()
+        .skip(1)
+        .any(|a| a == "--version" || a == "-V")
+    {
+        command = command.version(version_line());
+    }
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+fn version_line() -> &'static str {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let git = commands::publish::git::GitState::read(&repo);
+    let revision = match &git.commit {
+        Some(commit) => {
+            let short: String = commit.chars().take(12).collect();
+            if git.changes.is_empty() {
+                format!("git {short}")
+            } else {
+                format!("git {short}, with uncommitted changes")
+            }
+        }
+        None => "git revision unknown".to_string(),
+    };
+    Box::leak(format!("{} ({revision})", env!("CARGO_PKG_VERSION")).into_boxed_str())
 }
 
 async fn run(cli: Cli) -> i32 {

@@ -18,7 +18,22 @@ use crate::context::Context;
 
 /// Runs a command; returns the exit code for a run that did not fail with an error.
 pub async fn dispatch(command: Command, context: &Context) -> Result<i32> {
+    if matches!(
+        command,
+        Command::Run(_)
+            | Command::TestBuilder(_)
+            | Command::Validate(_)
+            | Command::Publish(_)
+            | Command::Bench(_)
+    ) {
+        // This run's logs will be the newest of the ones kept.
+        prune_logs(&context.target_dir().join("logs"), KEPT_LOG_RUNS - 1);
+    }
     match command {
+        Command::Completions(args) => {
+            completions(args.shell);
+            Ok(0)
+        }
         Command::Doctor => doctor::run(context).await,
         Command::Base(args) => base::run(context, &args).await,
         Command::Clean(args) => clean::run(context, &args).await,
@@ -103,7 +118,72 @@ pub fn pipeline_runner_options(
     }
 }
 
+/// The logs of this many runs are kept under `target/pachbuild/logs/`.
+pub const KEPT_LOG_RUNS: usize = 20;
+
+/// Removes the log folders of all but the `keep` newest runs (by the time
+/// their folder last changed). Best effort: a folder that cannot be removed
+/// is left.
+pub fn prune_logs(logs: &std::path::Path, keep: usize) -> usize {
+    let Ok(entries) = std::fs::read_dir(logs) else {
+        return 0;
+    };
+    let mut runs: Vec<(std::time::SystemTime, std::path::PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| {
+            let changed = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (changed, e.path())
+        })
+        .collect();
+    // Newest first; equal times by name, newest name first (run ids sort by time).
+    runs.sort_by(|a, b| b.cmp(a));
+    runs.iter()
+        .skip(keep)
+        .filter(|(_, dir)| std::fs::remove_dir_all(dir).is_ok())
+        .count()
+}
+
+/// Prints the completion script of `shell` for the `xtask` binary.
+fn completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    let mut command = crate::cli::Cli::command();
+    clap_complete::generate(shell, &mut command, "xtask", &mut std::io::stdout());
+}
+
 /// Where the datum cache keeps datum outputs, beside the logs.
 pub fn datum_cache_dir(context: &Context) -> std::path::PathBuf {
     context.target_dir().join("datum-cache")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_newest_log_folders_are_kept() {
+        let logs = tempfile::tempdir().unwrap();
+        let base = std::time::SystemTime::now() - std::time::Duration::from_secs(1000);
+        for i in 0..5u64 {
+            let dir = logs.path().join(format!("run-{i}"));
+            std::fs::create_dir_all(dir.join("fixture")).unwrap();
+            let when = base + std::time::Duration::from_secs(i * 10);
+            std::fs::File::open(&dir)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        std::fs::write(logs.path().join("not-a-run.txt"), "x").unwrap();
+        assert_eq!(prune_logs(logs.path(), 3), 2);
+        let mut left: Vec<String> = std::fs::read_dir(logs.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["not-a-run.txt", "run-2", "run-3", "run-4"]);
+        assert_eq!(prune_logs(&logs.path().join("none"), 3), 0);
+    }
 }

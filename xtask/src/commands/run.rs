@@ -1,9 +1,10 @@
-//! `cargo xtask run SPEC`: runs a build pipeline locally.
+//! `cargo xtask run SPEC`: runs a build pipeline locally, then prints a
+//! table of its datums (and `--json` / `--junit` for CI).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use harness::pipeline::{self, OutputDir, Prepared};
+use harness::pipeline::{self, OutputDir, Prepared, Report};
 use harness::runner::{load_spec_for, Runner};
 use harness::spec::Input;
 use harness::{Error, Result};
@@ -11,18 +12,45 @@ use harness::{Error, Result};
 use crate::cli::RunArgs;
 use crate::commands::pipeline_runner_options;
 use crate::context::Context;
+use crate::report::{hints, shell_line, Build, Case, Results, Status};
 
-/// Marks an output folder as ours, so a later run may replace it.
-const OUT_MARKER: &str = ".pachbuild-output";
+/// The marker file earlier versions wrote into the output folder; a folder
+/// holding one is still taken as made by a run (and the marker goes with
+/// the next run's replacement).
+const LEGACY_OUT_MARKER: &str = ".pachbuild-output";
+
+/// The list of output folders runs made (one absolute path a line), kept
+/// under `target/pachbuild/`: nothing but the pipeline's output is written
+/// into an output folder.
+const OWNED_OUTPUTS: &str = "outputs.txt";
 
 pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
+    let started = std::time::Instant::now();
     // Everything that needs no engine comes first: bad input starts nothing.
     let options = pipeline_runner_options(context, &args.pipeline);
-    let (loaded, resolved) =
-        load_spec_for(&context.builders_dir(), &context.prefix, &args.spec, None)?;
+    let builders_dir = context.builders_dir();
+    let language = fixture_language(&builders_dir, &args.spec);
+    let (loaded, resolved) = load_spec_for(
+        &builders_dir,
+        &context.prefix,
+        &args.spec,
+        language.as_deref(),
+    )
+    .map_err(|e| hints::unknown_language(e, &args.spec, &builders_dir))?;
     for (warning, text) in harness::spec::fields::notes(&loaded.spec) {
         let kind = if warning { "warning" } else { "note" };
         eprintln!("{kind}: {}: {text}", loaded.path.display());
+    }
+    // Only a build pipeline has an entry point to bypass.
+    let command_warning = loaded
+        .spec
+        .transform
+        .build
+        .is_some()
+        .then(|| hints::command_warning(&loaded.spec.transform.cmd, &loaded.spec.transform.stdin))
+        .flatten();
+    if let Some(warning) = &command_warning {
+        eprintln!("warning: {}: {warning}", loaded.path.display());
     }
     let repos = input_repos(&loaded.spec.input, &loaded.dir, &args.inputs)?;
     let input = loaded.spec.input.clone();
@@ -35,7 +63,7 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         }
     }
     if args.list_datums {
-        if args.json {
+        if args.report.json {
             let json = harness::datum::to_json(&prepared.datums);
             println!(
                 "{}",
@@ -55,9 +83,9 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
             .join("target/pachbuild/out")
             .join(&prepared.pipeline_name)
     });
-    check_out_dir(&out_dir)?;
+    let owned = context.target_dir().join(OWNED_OUTPUTS);
+    check_out_dir(&out_dir, &owned)?;
 
-    let started = std::time::Instant::now();
     let mut options = options;
     // Assembled beside its final place, so that keeping it is a rename.
     if let Some(parent) = absolute(&out_dir).parent() {
@@ -77,12 +105,21 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         args.datum.as_ref().map_or(prepared.datums.len(), |_| 1),
         runner.run_id(),
     );
+    // Datums skipped as unchanged are announced on their label.
+    let mut reused: BTreeSet<String> = BTreeSet::new();
     let report = runner
         .run(
             &prepared,
             args.datum.clone(),
             &prepared.pipeline_name,
-            &mut |label, line| eprintln!("{label} | {line}"),
+            &mut |label, line| {
+                if line.starts_with("skipped: unchanged") {
+                    if let Some(id) = label.rsplit(' ').next() {
+                        reused.insert(id.to_string());
+                    }
+                }
+                eprintln!("{label} | {line}")
+            },
         )
         .await?;
     for warning in &report.warnings {
@@ -99,14 +136,24 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         eprintln!("  logs in {}", runner.log_dir().display());
     }
     eprintln!("{}", report.timings_line(started.elapsed()));
-    match report.output {
-        Ok(out) => {
-            let files = out.files;
-            replace_out_dir(&out_dir, out)?;
-            println!("output: {} ({files} files)", out_dir.display());
-            Ok(0)
+
+    let mut results = Results::new("run", ("PIPELINE", "DATUM"));
+    results.cases = datum_cases(&prepared, args, &report, &reused, command_warning);
+    results.elapsed = started.elapsed();
+    let out = crate::commands::Out::Stderr;
+    let code = match report.output {
+        Ok(output) => {
+            let files = output.files;
+            replace_out_dir(&out_dir, output, &owned)?;
+            args.report.emit(&results, out)?;
+            args.report.out().line(format_args!(
+                "output: {} ({files} files)",
+                out_dir.display()
+            ));
+            0
         }
-        Err(failure) => {
+        Err(ref failure) => {
+            args.report.emit(&results, out)?;
             eprintln!("error: {failure}");
             for more in &report.more_failures {
                 eprintln!("error: {more}");
@@ -114,9 +161,136 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
             if !report.more_failures.is_empty() {
                 eprintln!("{} datums failed", report.more_failures.len() + 1);
             }
-            Ok(harness::error::exit::FAILED)
+            harness::error::exit::FAILED
         }
+    };
+    Ok(code)
+}
+
+/// The default language of a spec inside `builders/<lang>/fixtures/`: a
+/// fixture's spec may leave it out (`test-builder` fills it in), and the
+/// rerun command of a failing fixture datum runs such a spec.
+fn fixture_language(builders_dir: &Path, spec: &Path) -> Option<String> {
+    let spec = std::fs::canonicalize(spec).ok()?;
+    let builders = std::fs::canonicalize(builders_dir).ok()?;
+    let mut parts = spec.strip_prefix(&builders).ok()?.components();
+    let language = parts.next()?.as_os_str().to_string_lossy().into_owned();
+    (parts.next()?.as_os_str() == "fixtures").then_some(language)
+}
+
+/// A case for the build, then one per datum of the job, in datum order.
+fn datum_cases(
+    prepared: &Prepared,
+    args: &RunArgs,
+    report: &Report,
+    reused: &BTreeSet<String>,
+    command_warning: Option<String>,
+) -> Vec<Case> {
+    let suite = &prepared.pipeline_name;
+    let failure = report.output.as_ref().err();
+    let build_failed = failure.is_some_and(|f| f.phase == pipeline::Phase::Build);
+    let mut build = Case::new(
+        suite,
+        "build",
+        if build_failed {
+            Status::Failed
+        } else {
+            Status::Passed
+        },
+    );
+    build.build = Some(Build {
+        seconds: report.build_time.as_secs_f64(),
+        reused: report.build_reused,
+    });
+    if let (true, Some(failure)) = (build_failed, failure) {
+        build = build.with_failure(failure);
+        build.message = Some(first_line(&failure.to_string()));
     }
+    // An ordinary pipeline (no build) has no build case.
+    let mut cases = if prepared.resolved.has_build {
+        vec![build]
+    } else {
+        Vec::new()
+    };
+    let failures: Vec<&pipeline::PhaseFailure> =
+        failure.into_iter().chain(&report.more_failures).collect();
+    let recovered: BTreeSet<&str> = report
+        .datums_recovered
+        .iter()
+        .map(|(_, id)| id.as_str())
+        .collect();
+    let selected: Vec<(usize, &harness::datum::Datum)> = match &args.datum {
+        Some(wanted) => harness::datum::find(&prepared.datums, wanted)
+            .ok()
+            .and_then(|d| {
+                let index = prepared.datums.iter().position(|x| std::ptr::eq(x, d))?;
+                Some(vec![(index, d)])
+            })
+            .unwrap_or_default(),
+        None => prepared.datums.iter().enumerate().collect(),
+    };
+    let times: BTreeMap<&str, f64> = report
+        .datum_times
+        .iter()
+        .map(|(id, d)| (id.as_str(), d.as_secs_f64()))
+        .collect();
+    for (index, datum) in selected {
+        let id = datum.id();
+        let name = format!("{} {id} {}", index + 1, datum.describe());
+        let failed_here = failures
+            .iter()
+            .copied()
+            .find(|f| f.datum.as_ref().is_some_and(|(_, d)| *d == id));
+        let case = match (failed_here, times.get(id.as_str())) {
+            (Some(failure), _) => {
+                let mut case = Case::new(suite, name, Status::Failed).with_failure(failure);
+                case.run_seconds = times.get(id.as_str()).copied();
+                case.message = Some(first_line(&failure.to_string()));
+                case.rerun = Some(rerun_command(args, &id));
+                case.hints.extend(command_warning.clone());
+                case
+            }
+            (None, Some(&seconds)) => {
+                let mut case = Case::new(suite, name, Status::Passed);
+                if recovered.contains(id.as_str()) {
+                    case.note = Some("failed, recovered by err_cmd: no output".into());
+                }
+                case.run_seconds = Some(seconds);
+                case
+            }
+            (None, None) if reused.contains(&id) => {
+                Case::new(suite, name, Status::Skipped).note("unchanged, output reused")
+            }
+            (None, None) => Case::new(suite, name, Status::Skipped).note(if build_failed {
+                "not run: the build failed"
+            } else {
+                "not run: the job stopped at a failure"
+            }),
+        };
+        cases.push(case);
+    }
+    cases
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or("").to_string()
+}
+
+/// The command that reruns only datum `id`, with the inputs and the
+/// options that change what a datum does.
+fn rerun_command(args: &RunArgs, id: &str) -> String {
+    let mut words: Vec<String> = vec!["cargo".into(), "xtask".into(), "run".into()];
+    words.push(args.spec.display().to_string());
+    for input in &args.inputs {
+        words.push("--input".into());
+        words.push(input.clone());
+    }
+    if args.pipeline.network {
+        words.push("--network".into());
+    }
+    words.push("--datum".into());
+    words.push(id.to_string());
+    shell_line(&words)
 }
 
 fn print_datums(prepared: &Prepared) {
@@ -164,8 +338,11 @@ fn input_repos(
             .ok_or_else(|| {
                 let known: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
                 Error::Usage(format!(
-                    "--input {name}=…: the spec has no input or repo named {name:?} (its inputs: {})",
-                    known.join(", ")
+                    "--input {name}=…: the spec has no input or repo named {name:?} (its inputs: {}){}",
+                    known.join(", "),
+                    hints::nearest(name, known.iter().copied())
+                        .map(|n| format!("\n  fix: did you mean `--input {n}=…`?"))
+                        .unwrap_or_default()
                 ))
             })?;
         let dir = PathBuf::from(dir);
@@ -194,10 +371,25 @@ fn pfs_inputs(input: &Input, out: &mut Vec<(String, String)>) {
     }
 }
 
-fn check_out_dir(dir: &Path) -> Result<()> {
+/// The output folders runs made, from the list under `target/pachbuild/`.
+fn owned_outputs(list: &Path) -> Vec<PathBuf> {
+    std::fs::read_to_string(list)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// Whether a run may write `dir`: it does not exist, is empty, or a run made it.
+fn check_out_dir(dir: &Path, owned: &Path) -> Result<()> {
     let empty_or_ours = match std::fs::read_dir(dir) {
         Err(_) => true,
-        Ok(mut entries) => entries.next().is_none() || dir.join(OUT_MARKER).is_file(),
+        Ok(mut entries) => {
+            entries.next().is_none()
+                || dir.join(LEGACY_OUT_MARKER).is_file()
+                || owned_outputs(owned).contains(&absolute(dir))
+        }
     };
     if empty_or_ours {
         Ok(())
@@ -209,18 +401,85 @@ fn check_out_dir(dir: &Path) -> Result<()> {
     }
 }
 
-fn replace_out_dir(dir: &Path, out: OutputDir) -> Result<()> {
+/// Moves the output into place and records the folder as made by a run.
+fn replace_out_dir(dir: &Path, out: OutputDir, owned: &Path) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| Error::io("cannot clear", dir, e))?;
     }
     out.persist(dir)?;
-    std::fs::write(
-        dir.join(OUT_MARKER),
-        "made by `cargo xtask run`; replaced by the next run\n",
-    )
-    .map_err(|e| Error::io("cannot write", dir.join(OUT_MARKER), e))
+    record_owned(owned, &absolute(dir))
+}
+
+/// Adds `dir` to the list of output folders (at most 200 kept, newest last).
+fn record_owned(list: &Path, dir: &Path) -> Result<()> {
+    let mut known = owned_outputs(list);
+    known.retain(|d| d != dir);
+    known.push(dir.to_path_buf());
+    let start = known.len().saturating_sub(200);
+    let text: String = known[start..]
+        .iter()
+        .map(|d| format!("{}\n", d.display()))
+        .collect();
+    if let Some(parent) = list.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("cannot create", parent, e))?;
+    }
+    // Written whole and renamed: a concurrent run reads the old or the new list.
+    let temp = list.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&temp, text).map_err(|e| Error::io("cannot write", &temp, e))?;
+    std::fs::rename(&temp, list).map_err(|e| Error::io("cannot write", list, e))
 }
 
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_folders_are_recorded_outside_them() {
+        let target = tempfile::tempdir().unwrap();
+        let list = target.path().join("pachbuild").join(OWNED_OUTPUTS);
+        let out = target.path().join("out");
+        check_out_dir(&out, &list).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("result.txt"), "mine").unwrap();
+        let err = check_out_dir(&out, &list).unwrap_err();
+        assert!(err.to_string().contains("not made by a run"), "{err}");
+        record_owned(&list, &out).unwrap();
+        record_owned(&list, &out).unwrap();
+        assert_eq!(owned_outputs(&list), std::slice::from_ref(&out));
+        check_out_dir(&out, &list).unwrap();
+        // Nothing was written into the output folder.
+        let names: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["result.txt"]);
+        // A folder marked by an earlier version is still ours.
+        let old = target.path().join("old");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("x"), "").unwrap();
+        std::fs::write(old.join(LEGACY_OUT_MARKER), "").unwrap();
+        check_out_dir(&old, &list).unwrap();
+    }
+
+    #[test]
+    fn fixture_specs_get_their_builders_language() {
+        let root = tempfile::tempdir().unwrap();
+        let builders = root.path().join("builders");
+        let fixture = builders.join("python/fixtures/hello");
+        std::fs::create_dir_all(&fixture).unwrap();
+        std::fs::write(fixture.join("pipeline.json"), "{}").unwrap();
+        std::fs::write(root.path().join("p.json"), "{}").unwrap();
+        assert_eq!(
+            fixture_language(&builders, &fixture.join("pipeline.json")).as_deref(),
+            Some("python")
+        );
+        assert_eq!(
+            fixture_language(&builders, &root.path().join("p.json")),
+            None
+        );
+    }
 }

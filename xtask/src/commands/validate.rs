@@ -18,6 +18,7 @@ use harness::{Error, Result};
 use crate::commands::build_builder::print_build_line;
 use crate::commands::{runner_options, Out};
 use crate::context::Context;
+use crate::report::{Case, Status};
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
@@ -31,6 +32,8 @@ pub struct ValidateArgs {
     #[arg(long, short)]
     pub verbose: bool,
     #[command(flatten)]
+    pub report: crate::report::ReportArgs,
+    #[command(flatten)]
     pub base: crate::cli::BaseSourceArgs,
 }
 
@@ -39,9 +42,29 @@ struct Outcome {
     problems: Vec<Problem>,
     /// What was checked, for the summary line of a builder.
     checked: Vec<String>,
+    /// The image build: seconds, and whether the image was reused.
+    image: Option<(f64, bool)>,
+}
+
+/// The checks of a builder, as reported (one test case each).
+const STATIC: &str = "static checks";
+const IMAGE_BUILD: &str = "image build";
+const IMAGE_CHECKS: &str = "image checks";
+
+/// Which reported check a problem belongs to.
+fn check_group(problem: &Problem) -> &'static str {
+    match problem.check {
+        "shellcheck" => "shellcheck",
+        "hadolint" => "hadolint",
+        "image-build" => IMAGE_BUILD,
+        c if c.starts_with("image-") => IMAGE_CHECKS,
+        _ => STATIC,
+    }
 }
 
 pub async fn run(context: &Context, args: &ValidateArgs) -> Result<i32> {
+    let started = std::time::Instant::now();
+    let out = args.report.out();
     let dirs = builder_folders(context, &args.languages)?;
     // The engine first: without one, fail at once (exit 3), before any output.
     let runner = if args.static_only {
@@ -49,20 +72,24 @@ pub async fn run(context: &Context, args: &ValidateArgs) -> Result<i32> {
     } else {
         Some(Runner::connect(context.builders_dir(), runner_options(context, &args.base)).await?)
     };
-    let result = validate_all(runner.as_ref(), &dirs, args.verbose).await;
+    let result = validate_all(runner.as_ref(), &dirs, args.verbose, out).await;
     if let Some(runner) = &runner {
         if let Err(e) = runner.clean_up().await {
             eprintln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean` to finish it");
         }
     }
-    let (problems, notes) = result?;
+    let (problems, notes, cases) = result?;
     for note in &notes {
-        println!("note: {note}");
+        out.line(format_args!("note: {note}"));
     }
-    println!(
+    let mut results = crate::report::Results::new("validate", ("BUILDER", "CHECK"));
+    results.cases = cases;
+    results.elapsed = started.elapsed();
+    args.report.emit(&results, out)?;
+    out.line(format_args!(
         "validate: {problems} problem(s) in {} builder(s)",
         dirs.len()
-    );
+    ));
     Ok(if problems == 0 {
         exit::OK
     } else {
@@ -76,13 +103,18 @@ async fn validate_all(
     runner: Option<&Runner>,
     dirs: &[PathBuf],
     verbose: bool,
-) -> Result<(usize, BTreeSet<String>)> {
+    out: Out,
+) -> Result<(usize, BTreeSet<String>, Vec<Case>)> {
     let mut total = 0;
     let mut notes = BTreeSet::new();
+    let mut cases = Vec::new();
     for dir in dirs {
-        total += validate_builder(runner, dir, verbose, Out::Stdout, &mut notes).await?;
+        let (problems, mut more) =
+            validate_builder_cases(runner, dir, verbose, out, &mut notes).await?;
+        total += problems;
+        cases.append(&mut more);
     }
-    Ok((total, notes))
+    Ok((total, notes, cases))
 }
 
 /// Validates one builder folder (and its image, given a runner), prints its
@@ -95,10 +127,24 @@ pub async fn validate_builder(
     out: Out,
     notes: &mut BTreeSet<String>,
 ) -> Result<usize> {
+    Ok(validate_builder_cases(runner, dir, verbose, out, notes)
+        .await?
+        .0)
+}
+
+/// [`validate_builder`], with a case per check (static checks, each
+/// linter, the image build, the image checks) for the reports.
+pub async fn validate_builder_cases(
+    runner: Option<&Runner>,
+    dir: &Path,
+    verbose: bool,
+    out: Out,
+    notes: &mut BTreeSet<String>,
+) -> Result<(usize, Vec<Case>)> {
     let shown_from = std::env::current_dir().unwrap_or_default();
     let name = folder_name(dir);
     let (mut outcome, lint) = check_folder(dir).await?;
-    notes.extend(lint.skipped);
+    notes.extend(lint.skipped.iter().cloned());
     if let Some(runner) = runner {
         check_image(runner, dir, &name, verbose, &mut outcome).await?;
     }
@@ -118,7 +164,72 @@ pub async fn validate_builder(
         let shown = problem.relative_to(&shown_from).to_string();
         out.line(format_args!("  {}", shown.replace('\n', "\n  ")));
     }
-    Ok(outcome.problems.len())
+    let cases = check_cases(&name, &outcome, &lint, runner.is_some(), &shown_from);
+    Ok((outcome.problems.len(), cases))
+}
+
+/// One case per check of a builder.
+fn check_cases(
+    name: &str,
+    outcome: &Outcome,
+    lint: &Lint,
+    with_image: bool,
+    shown_from: &Path,
+) -> Vec<Case> {
+    let case = |check: &str| -> Case {
+        let problems: Vec<String> = outcome
+            .problems
+            .iter()
+            .filter(|p| check_group(p) == check)
+            .map(|p| p.relative_to(shown_from).to_string())
+            .collect();
+        if problems.is_empty() {
+            Case::new(name, check, Status::Passed)
+        } else {
+            let mut case = Case::new(name, check, Status::Failed)
+                .note(format!("{} problem(s)", problems.len()));
+            case.message = Some(problems.join("\n"));
+            case
+        }
+    };
+    let mut cases = vec![case(STATIC)];
+    for tool in ["shellcheck", "hadolint"] {
+        if lint.ran.contains(&tool) {
+            cases.push(case(tool));
+        } else {
+            let why = lint
+                .skipped
+                .iter()
+                .find(|s| s.contains(tool))
+                .map_or_else(|| format!("{tool} did not run"), |s| first_line(s));
+            cases.push(Case::new(name, tool, Status::Skipped).note(why));
+        }
+    }
+    if !with_image {
+        for check in [IMAGE_BUILD, IMAGE_CHECKS] {
+            cases.push(Case::new(name, check, Status::Skipped).note("--static-only"));
+        }
+        return cases;
+    }
+    let mut build = case(IMAGE_BUILD);
+    match outcome.image {
+        Some((seconds, reused)) => build.build = Some(crate::report::Build { seconds, reused }),
+        None if !build.failed() => {
+            build = Case::new(name, IMAGE_BUILD, Status::Skipped).note("builder.yaml does not load")
+        }
+        None => {}
+    }
+    cases.push(build);
+    if outcome.image.is_some() {
+        cases.push(case(IMAGE_CHECKS));
+    } else {
+        cases.push(Case::new(name, IMAGE_CHECKS, Status::Skipped).note("no image"));
+    }
+    cases
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or("").to_string()
 }
 
 /// The static checks and linters of one folder (off the async threads: the
@@ -136,7 +247,11 @@ async fn check_folder(dir: &Path) -> Result<(Outcome, Lint)> {
             })?;
     let mut checked = vec!["static checks".to_string()];
     checked.extend(lint.ran.iter().map(|tool| tool.to_string()));
-    let mut outcome = Outcome { problems, checked };
+    let mut outcome = Outcome {
+        problems,
+        checked,
+        image: None,
+    };
     outcome.problems.append(&mut lint.problems);
     Ok((outcome, lint))
 }
@@ -160,9 +275,11 @@ async fn check_image(
             return Ok(());
         }
     };
+    let started = std::time::Instant::now();
     let built = runner
         .ensure_builder(name, &mut |line| print_build_line(name, line, verbose))
         .await;
+    let seconds = started.elapsed().as_secs_f64();
     let image = match built {
         Ok((_, image)) => image,
         Err(e @ Error::NoEngine { .. }) => return Err(e),
@@ -188,6 +305,7 @@ async fn check_image(
             return Ok(());
         }
     };
+    outcome.image = Some((seconds, image.reused));
     let problems = image_checks(runner.engine(), dir, &image.image, &meta, runner.run_id()).await?;
     let checks = &meta.checks;
     outcome.checked.push(format!(

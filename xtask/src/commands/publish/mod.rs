@@ -11,7 +11,7 @@
 //! reported per builder, and the summary says which builders were
 //! published and which were not.
 
-mod git;
+pub mod git;
 mod report;
 
 use std::collections::BTreeSet;
@@ -27,7 +27,7 @@ use harness::runner::Runner;
 use harness::{Error, Result};
 
 use crate::commands::build_builder::print_build_line;
-use crate::commands::test_builder::{fixture_count, run_builder_fixtures};
+use crate::commands::test_builder::{fixture_count, run_builder_fixtures, Mode};
 use crate::commands::validate::validate_builder;
 use crate::commands::{pipeline_runner_options, Out};
 use crate::context::Context;
@@ -331,17 +331,32 @@ impl Session<'_> {
             );
             return Ok(None);
         }
+        let mode = Mode {
+            verbose,
+            at_once: self.at_once,
+            bless: false,
+            out: self.out,
+        };
         let outcome = run_builder_fixtures(
             self.runner,
+            &self.root.join("builders"),
             &target.dir,
             &target.meta,
-            verbose,
-            self.at_once,
-            self.out,
+            mode,
         )
         .await;
         let (passed, failed) = match outcome {
-            Ok(counts) => counts,
+            Ok(cases) => {
+                // The same table as `test-builder`'s, for this builder.
+                let mut results =
+                    crate::report::Results::new("test-builder", ("BUILDER", "FIXTURE"));
+                results.cases = cases;
+                if !results.cases.is_empty() {
+                    let cwd = std::env::current_dir().unwrap_or_default();
+                    self.out.line(results.summary(&cwd));
+                }
+                (results.passed(), results.failed())
+            }
             Err(e @ Error::NoEngine { .. }) => return Err(e),
             Err(e) => {
                 result.fail(Stage::Fixtures, e.to_string());
