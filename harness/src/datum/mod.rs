@@ -5,7 +5,8 @@
 //! repo's paths written the platform's way (`/`, `/a`, `/a/b.txt`), with `*`
 //! never crossing `/`. Each matched path is a datum part; a matched folder
 //! brings every file beneath it. A cross is the product of its inputs' datums
-//! (the first input varies slowest), a union their concatenation.
+//! (the first input varies fastest, as on the platform), a union their
+//! concatenation.
 //!
 //! Like the platform's file system, a repo holds files only: folders exist
 //! because files are in them, so a host folder with no file beneath it is not
@@ -450,13 +451,15 @@ fn plan_at(input: &Input, repos: &BTreeMap<String, PathBuf>, at: &str) -> Result
     }))
 }
 
-/// The product of the inputs' datums, the first input varying slowest.
+/// The product of the inputs' datums, the first input varying fastest, as
+/// the platform's cross iterator advances them (like an odometer whose first
+/// wheel turns first).
 fn cross(children: Vec<Vec<Tuple>>) -> Vec<Tuple> {
     let mut product: Vec<Tuple> = vec![Vec::new()];
     for datums in children {
         let mut next = Vec::with_capacity(product.len().saturating_mul(datums.len()));
-        for left in &product {
-            for right in &datums {
+        for right in &datums {
+            for left in &product {
                 let mut parts = left.clone();
                 parts.extend(right.iter().cloned());
                 next.push(parts);
@@ -832,7 +835,7 @@ mod tests {
     }
 
     #[test]
-    fn cross_is_product_first_slowest_and_union_is_sum() {
+    fn cross_is_product_first_fastest_and_union_is_sum() {
         let a = repo(&["1", "2"]);
         let b = repo(&["x", "y", "z"]);
         let rs = repos(&[("A", a.path()), ("B", b.path())]);
@@ -845,15 +848,15 @@ mod tests {
             matched(&d),
             [
                 "A:/1 × B:/x",
-                "A:/1 × B:/y",
-                "A:/1 × B:/z",
                 "A:/2 × B:/x",
+                "A:/1 × B:/y",
                 "A:/2 × B:/y",
+                "A:/1 × B:/z",
                 "A:/2 × B:/z"
             ]
         );
         assert_eq!(
-            d[4].env(),
+            d[3].env(),
             [
                 ("A".into(), "/pfs/A/2".into()),
                 ("B".into(), "/pfs/B/y".into())
@@ -1187,11 +1190,11 @@ mod tests {
             keys(&d)[..6],
             [
                 "/foo11/foo12",
+                "/foo21/foo12",
+                "/foo31/foo12",
+                "/foo41/foo12",
                 "/foo11/foo2",
-                "/foo11/foo22",
-                "/foo11/foo32",
-                "/foo11/foo42",
-                "/foo21/foo12"
+                "/foo21/foo2"
             ]
         );
         // A cross with a zero-datum input, and that cross inside another.
