@@ -177,6 +177,22 @@ pub fn notes(spec: &PipelineSpec) -> Vec<(bool, String)> {
         .into_iter()
         .filter_map(|path| explain(&path))
         .collect();
+    // Modelled fields with no (full) local meaning.
+    if spec.spout.is_some() {
+        notes.push((
+            false,
+            format!("`spout` has no local meaning: {}", spout_why()),
+        ));
+    }
+    if let Some(coefficient) = spec.parallelism_spec.as_ref().and_then(|p| p.coefficient) {
+        notes.push((
+            false,
+            format!(
+                "`parallelism_spec.coefficient` ({coefficient}) has no local meaning: workers per \
+                 cluster node; `--jobs` sets local workers"
+            ),
+        ));
+    }
     if spec.input.as_ref().is_some_and(has_lazy) {
         notes.push((
             false,
@@ -186,6 +202,15 @@ pub fn notes(spec: &PipelineSpec) -> Vec<(bool, String)> {
         ));
     }
     notes
+}
+
+fn spout_why() -> &'static str {
+    TOP.iter()
+        .find_map(|(name, local)| match (name, local) {
+            (&"spout", Ignored(why)) => Some(*why),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 fn has_lazy(input: &super::model::Input) -> bool {
@@ -316,7 +341,8 @@ mod tests {
             r#"{"pipeline": {"name": "p"}, "transform": {"image": "x", "cmd": ["a"],
                 "image_pull_secrets": ["s"], "wokring_dir": "/a"},
                 "standby": true, "resource_limits": {"memory": "1Gi"},
-                "datum_trie": 2, "input": {"pfs": {"repo": "a", "glob": "/", "s3": true, "glbo": "/"}}}"#,
+                "datum_trie": 2, "parallelism_spec": {"coefficient": 2},
+                "input": {"pfs": {"repo": "a", "glob": "/", "s3": true, "glbo": "/"}}}"#,
         );
         let text: Vec<String> = got.iter().map(|(w, t)| format!("{w} {t}")).collect();
         let text = text.join("\n");
@@ -335,6 +361,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("`input.pfs.glbo` is not a field of the platform's pipeline spec (did you mean `glob`?)"), "{text}");
+        assert!(
+            text.contains("false `parallelism_spec.coefficient` (2) has no local meaning"),
+            "{text}"
+        );
         // Honoured fields are not mentioned.
         assert!(!text.contains("resource_limits"), "{text}");
     }
