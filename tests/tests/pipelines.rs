@@ -817,6 +817,90 @@ fn limits_failures_and_secrets_are_reported_clearly() {
     );
 }
 
+/// Every file under `dir` with its content, for before/after comparisons.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(here) = stack.pop() {
+        for entry in std::fs::read_dir(&here).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn user_code_never_writes_into_the_source_or_the_inputs() {
+    let copy = variant(
+        "cross",
+        "echo evil > /pfs/source/main.sh 2>/dev/null || echo 'source is read-only'\n\
+         echo evil > \"$letters\"; rm -rf /pfs/numbers; echo evil > /pfs/build/main.sh 2>/dev/null || true\n\
+         echo done > \"/pfs/out/$(basename \"$letters\" .txt).txt\"\n",
+        serde_json::json!({}),
+    );
+    // The build tries too: it gets a copy of the source.
+    std::fs::write(
+        copy.path().join("source/build-hook.sh"),
+        "echo evil > /pfs/source/planted.txt; rm -f /pfs/source/build-hook.sh\n",
+    )
+    .unwrap();
+    let (source, inputs) = (copy.path().join("source"), copy.path().join("inputs"));
+    let before = (snapshot(&source), snapshot(&inputs));
+    let (code, stderr) = run_variant(&copy, &["--jobs", "2"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("source is read-only"), "{stderr}");
+    assert_eq!((snapshot(&source), snapshot(&inputs)), before, "{stderr}");
+}
+
+fn two_runs_at_once_do_not_interfere() {
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&pipeline("cross"), copy.path());
+    let spec = copy.path().join("pipeline.json");
+    let root = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures_root(), root.path());
+    let start = || {
+        let mut command = std::process::Command::new(e2e::xtask_binary());
+        command
+            .env("PACHBUILD_ROOT", root.path())
+            .env("PACHBUILD_CACHE_ENTRIES", "3")
+            .env("PACHBUILD_CACHE_SCOPE", format!("e2e-{}", e2e::session()))
+            .env(harness::engine::owner::SESSION_ENV, e2e::session())
+            .args(["--prefix", PREFIX, "run"])
+            .arg(&spec)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Same spec, same default output folder, same cache, at the same time.
+    let (a, b) = (start(), start());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    for out in [&a, &b] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let run_a = run_id_of(&String::from_utf8_lossy(&a.stderr));
+    let run_b = run_id_of(&String::from_utf8_lossy(&b.stderr));
+    assert_ne!(run_a, run_b);
+    let out = root.path().join("target/pachbuild/out/pairs");
+    let expected = harness::output::read_tree(&pipeline("cross").join("expected")).unwrap();
+    assert_eq!(harness::output::read_tree(&out).unwrap(), expected);
+    assert!(containers_of(&run_a).is_empty() && containers_of(&run_b).is_empty());
+    let mut clean = cli();
+    clean
+        .env("PACHBUILD_CACHE_SCOPE", format!("e2e-{}", e2e::session()))
+        .args(["clean", "--cache"])
+        .assert()
+        .success();
+}
+
 fn outputs_are_identical_whatever_the_number_of_workers() {
     for name in ["cross", "overlap", "worker-state"] {
         let spec = std::fs::read_dir(pipeline(name))
@@ -954,6 +1038,14 @@ const SCENARIOS: &[Scenario] = &[
     (
         "outputs_are_identical_whatever_the_number_of_workers",
         outputs_are_identical_whatever_the_number_of_workers,
+    ),
+    (
+        "user_code_never_writes_into_the_source_or_the_inputs",
+        user_code_never_writes_into_the_source_or_the_inputs,
+    ),
+    (
+        "two_runs_at_once_do_not_interfere",
+        two_runs_at_once_do_not_interfere,
     ),
     (
         "limits_failures_and_secrets_are_reported_clearly",
