@@ -58,10 +58,46 @@ impl fmt::Display for GlobError {
 
 impl std::error::Error for GlobError {}
 
+/// The longest glob compiled, in characters.
+pub const MAX_GLOB_LEN: usize = 1024;
+/// The deepest nesting of groups and alternatives in a glob.
+pub const MAX_GLOB_DEPTH: usize = 64;
+
+/// Compiling and matching recurse over the glob's nesting: an absurdly long
+/// or deep glob is refused before it could exhaust the stack.
+fn check_size(pattern: &str) -> Result<(), GlobError> {
+    let len = pattern.chars().count();
+    if len > MAX_GLOB_LEN {
+        return Err(GlobError(format!(
+            "the glob is {len} characters long; at most {MAX_GLOB_LEN} are allowed"
+        )));
+    }
+    let (mut depth, mut deepest, mut escaped) = (0usize, 0usize, false);
+    for c in pattern.chars() {
+        match (escaped, c) {
+            (true, _) => escaped = false,
+            (false, '\\') => escaped = true,
+            (false, '(' | '{' | '[') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, ')' | '}' | ']') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_GLOB_DEPTH {
+        return Err(GlobError(format!(
+            "the glob nests groups {deepest} deep; at most {MAX_GLOB_DEPTH} are allowed"
+        )));
+    }
+    Ok(())
+}
+
 impl Glob {
     /// Compiles `pattern` as it is (see [`clean`] for the platform's
     /// normalisation of a pfs glob).
     pub fn new(pattern: &str) -> Result<Glob, GlobError> {
+        check_size(pattern)?;
         let tree = Parser::new(pattern).parse()?;
         let mut compiler = Compiler::default();
         let top = compiler.seq(&tree)?;
@@ -821,6 +857,15 @@ impl<'a> State<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_globs_are_refused_not_a_stack_overflow() {
+        for pattern in ["(".repeat(300_000), "{".repeat(5_000), "a".repeat(2_000)] {
+            let err = Glob::new(&pattern).unwrap_err();
+            assert!(err.0.contains("at most"), "{err}");
+        }
+        assert!(Glob::new(&"(a)".repeat(60)).is_ok());
+    }
 
     fn m(pattern: &str, path: &str) -> bool {
         Glob::new(pattern).unwrap().is_match(path).unwrap()
