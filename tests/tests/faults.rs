@@ -466,11 +466,13 @@ fn engine_goes_away(copy: &tempfile::TempDir, marker: &str, phase: &str) {
         "the error names no engine:\n{stderr}"
     );
     let run = run_id_of(stderr);
-    // The tool could not remove what it made; it must say how to.
+    let (rt, engine) = engine();
+    // The engine is back (the real socket). The tool could not remove what
+    // it made (so this test proves something); it must say how to.
+    let left = objects_of(&engine, &rt, &run);
+    assert!(!left.is_empty(), "nothing left to clean:\n{stderr}");
     let clean = format!("cargo xtask clean --run {run}");
     assert!(stderr.contains(&clean), "no `{clean}`:\n{stderr}");
-    // The engine is back (the real socket): clean removes every object.
-    let (rt, engine) = engine();
     let cleaned = e2e::xtask()
         .args(["clean", "--run", &run])
         .output()
@@ -478,6 +480,7 @@ fn engine_goes_away(copy: &tempfile::TempDir, marker: &str, phase: &str) {
     assert!(cleaned.status.success(), "{cleaned:?}");
     let left = gone_within(Duration::from_secs(5), || objects_of(&engine, &rt, &run));
     assert!(left.is_empty(), "left after clean --run: {left:?}");
+    a_run_works();
 }
 
 fn the_engine_going_away_in_a_build_phase() {

@@ -402,7 +402,9 @@ async fn remove_step_objects(engine: &Engine, trace: &BuildTrace) {
 /// engine said, and what to do.
 fn build_error(error: Error, dockerfile: &Path, dir: &Path, trace: &BuildTrace) -> Error {
     let Error::Engine {
-        operation, message, ..
+        operation,
+        object,
+        message,
     } = &error
     else {
         return error;
@@ -426,11 +428,16 @@ fn build_error(error: Error, dockerfile: &Path, dir: &Path, trace: &BuildTrace) 
     } else {
         "correct the step in the Dockerfile; `--verbose` shows the whole build".to_string()
     };
-    Error::Failed(format!(
-        "image build failed: {}: {step}\n  {}\n  fix: {fix}",
-        dockerfile.display(),
-        message.trim_end()
-    ))
+    // Still a "build image" error: `validate` files it under the Dockerfile.
+    Error::Engine {
+        operation: operation.clone(),
+        object: object.clone(),
+        message: format!(
+            "failed at {}: {step}\n  {}\n  fix: {fix}",
+            dockerfile.display(),
+            message.trim_end()
+        ),
+    }
 }
 
 /// Removes the image a new build took the tag from, so rebuilds leave no
