@@ -83,13 +83,22 @@ async fn run(cli: Cli) -> i32 {
             // folders are gone. Remove what it made on the engine too.
             eprintln!("\ninterrupted ({signal}); cleaning up");
             if !keep {
-                if let Ok(engine) = harness::engine::Engine::connect().await {
-                    if let Err(e) = engine.clean_up_run(&run_id).await {
-                        eprintln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean` to finish it");
+                match harness::engine::Engine::connect().await {
+                    Ok(engine) => {
+                        if let Err(e) = engine.clean_up_run(&run_id).await {
+                            eprintln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean --run {run_id}` to finish it");
+                        }
                     }
+                    Err(e) => eprintln!(
+                        "warning: clean-up impossible: {e}\n  what run {run_id} made on the engine may be left: once it is back, `cargo xtask clean --run {run_id}` removes it"
+                    ),
                 }
             }
-            130
+            // The shell's convention: 128 + the signal's number.
+            match signal {
+                "SIGTERM" => 143,
+                _ => 130,
+            }
         }
     }
 }

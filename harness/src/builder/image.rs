@@ -226,15 +226,218 @@ pub async fn build_or_reuse(
         labels = labels.ephemeral();
     }
     let tar = context.to_tar_gz()?;
-    let id = engine
-        .build_image(tar, &options.tag, args, &labels, progress)
-        .await?;
+    // What the build makes on its way (step containers, step images) is
+    // removed if it does not finish: on a failure here, on an interrupt
+    // (the future dropped) by the guard.
+    let guard = StepObjects::new(engine);
+    let built = {
+        let trace = guard.trace.clone();
+        let mut tracing = |line: &str| {
+            if let Ok(mut trace) = trace.lock() {
+                trace.line(line);
+            }
+            progress(line);
+        };
+        engine
+            .build_image(tar, &options.tag, args, &labels, &mut tracing)
+            .await
+    };
+    let id = match built {
+        Ok(id) => {
+            guard.disarm();
+            id
+        }
+        Err(e) => {
+            let trace = guard.take();
+            remove_step_objects(engine, &trace).await;
+            return Err(build_error(e, &dockerfile, dir, &trace));
+        }
+    };
     remove_replaced(engine, previous, &id).await;
     Ok(BuilderImage {
         image: options.tag.clone(),
         id,
         reused: false,
     })
+}
+
+/// What an image build made, read from its output (the classic builder's
+/// `Step N/M : ...`, `---> Running in <id>`, `---> <id>`): the containers
+/// of its steps, and the images of the steps it did not take from the
+/// cache (nor the `FROM` image).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildTrace {
+    pub containers: Vec<String>,
+    pub images: Vec<String>,
+    /// The step running last (`Step 9/17 : COPY a /app/`).
+    pub step: Option<String>,
+    cached: bool,
+    from: bool,
+}
+
+impl BuildTrace {
+    /// Reads one line of the build's output.
+    pub fn line(&mut self, line: &str) {
+        let text = line.trim();
+        if text.starts_with("Step ") {
+            self.from = text
+                .split_once(" : ")
+                .is_some_and(|(_, i)| i.trim_start().to_ascii_uppercase().starts_with("FROM "));
+            self.cached = false;
+            self.step = Some(text.to_string());
+        } else if let Some(id) = text.strip_prefix("---> Running in ") {
+            self.containers.push(id.trim().to_string());
+        } else if text == "---> Using cache" {
+            self.cached = true;
+        } else if let Some(id) = text.strip_prefix("---> ") {
+            let id = id.trim();
+            let is_id = !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit());
+            if is_id && !self.cached && !self.from {
+                self.images.push(id.to_string());
+            }
+        }
+    }
+}
+
+/// The objects of a build in progress; removed when dropped unless disarmed.
+struct StepObjects {
+    host: String,
+    trace: std::sync::Arc<std::sync::Mutex<BuildTrace>>,
+    armed: bool,
+}
+
+impl StepObjects {
+    fn new(engine: &Engine) -> StepObjects {
+        StepObjects {
+            host: engine.host().to_string(),
+            trace: Default::default(),
+            armed: true,
+        }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+
+    /// The trace, the guard disarmed (the caller removes what it lists).
+    fn take(mut self) -> BuildTrace {
+        self.armed = false;
+        self.trace.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for StepObjects {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let trace = self.trace.lock().map(|t| t.clone()).unwrap_or_default();
+        if trace.containers.is_empty() && trace.images.is_empty() {
+            return;
+        }
+        // Drop cannot await and the runtime may be going: a thread of its
+        // own with a fresh connection, waited for.
+        let host = self.host.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                match Engine::connect_to(&host).await {
+                    Ok(engine) => remove_step_objects(&engine, &trace).await,
+                    Err(_) if trace.images.is_empty() => {}
+                    Err(_) => {
+                        let ids: Vec<&str> = trace.images.iter().rev().map(String::as_str).collect();
+                        eprintln!(
+                            "warning: the engine at {host} does not answer: the unfinished image build left {} step image(s) there, with no label of the run: once it is back, `docker rmi {}` removes them",
+                            ids.len(),
+                            ids.join(" ")
+                        );
+                    }
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Removes the step containers, then the step images newest first (each
+/// the parent of the next), of a build that did not finish. An image still
+/// needed (another build took it from the cache since) stays.
+/// Step images carry no label of the run, so what cannot be removed now
+/// (the engine went away) is named in a warning, with the command that
+/// removes it later. (A step container the engine removes itself when it
+/// cancels the build.)
+async fn remove_step_objects(engine: &Engine, trace: &BuildTrace) {
+    let mut failed = None;
+    for container in &trace.containers {
+        if let Err(e) = engine.remove_container(container).await {
+            failed.get_or_insert(e);
+        }
+    }
+    let mut left = Vec::new();
+    for image in trace.images.iter().rev() {
+        if let Err(e) = engine.remove_untagged_image(image).await {
+            failed.get_or_insert(e);
+            left.push(image.as_str());
+        }
+    }
+    if let Some(e) = failed {
+        eprintln!("warning: cannot remove what the unfinished image build made: {e}");
+        if !left.is_empty() {
+            eprintln!(
+                "  it left {} step image(s) on the engine at {}, with no label of the run: once it is back, `docker rmi {}` removes them",
+                left.len(),
+                engine.host(),
+                left.join(" ")
+            );
+        }
+    }
+}
+
+/// A failed image build's error: the Dockerfile, the failing step, what the
+/// engine said, and what to do.
+fn build_error(error: Error, dockerfile: &Path, dir: &Path, trace: &BuildTrace) -> Error {
+    let Error::Engine {
+        operation,
+        object,
+        message,
+    } = &error
+    else {
+        return error;
+    };
+    if operation != "build image" {
+        return error;
+    }
+    let step = trace.step.as_deref().unwrap_or("(before the first step)");
+    let first = message.lines().next().unwrap_or_default();
+    let fix = if first.contains("COPY failed")
+        || first.contains("ADD failed")
+        || first.contains("not found in build context")
+    {
+        format!(
+            "put the file the step names in {} (the build context: the builder folder but {}), or correct its path in the Dockerfile",
+            dir.display(),
+            NOT_IN_CONTEXT.join(", ")
+        )
+    } else if first.contains("returned a non-zero code") {
+        "the step's command failed: its output is in the last lines above (`--verbose` shows the whole build); correct it in the Dockerfile".to_string()
+    } else {
+        "correct the step in the Dockerfile; `--verbose` shows the whole build".to_string()
+    };
+    // Still a "build image" error: `validate` files it under the Dockerfile.
+    Error::Engine {
+        operation: operation.clone(),
+        object: object.clone(),
+        message: format!(
+            "failed at {}: {step}\n  {}\n  fix: {fix}",
+            dockerfile.display(),
+            message.trim_end()
+        ),
+    }
 }
 
 /// Removes the image a new build took the tag from, so rebuilds leave no
@@ -313,6 +516,53 @@ mod tests {
                 ("Dockerfile".to_string(), 0o644),
                 ("build.sh".to_string(), 0o755)
             ]
+        );
+    }
+
+    #[test]
+    fn a_trace_keeps_the_steps_own_objects() {
+        let mut trace = BuildTrace::default();
+        for line in [
+            "Step 1/5 : FROM base",
+            " ---> a86b509dcb99",
+            "Step 2/5 : ARG X",
+            " ---> Using cache",
+            " ---> 7e0aef554821",
+            "Step 3/5 : RUN true",
+            " ---> Running in 66e9831911bf",
+            "Removing intermediate container 66e9831911bf",
+            " ---> 0ad3595eb60b",
+            "Step 4/5 : COPY a /app/",
+            " ---> 2f242137c0dc",
+            "Step 5/5 : COPY missing /app/",
+        ] {
+            trace.line(line);
+        }
+        assert_eq!(trace.containers, ["66e9831911bf"]);
+        assert_eq!(trace.images, ["0ad3595eb60b", "2f242137c0dc"]);
+        assert_eq!(trace.step.as_deref(), Some("Step 5/5 : COPY missing /app/"));
+    }
+
+    #[test]
+    fn a_failed_copy_names_the_dockerfile_the_step_and_a_fix() {
+        let trace = BuildTrace {
+            step: Some("Step 9/9 : COPY missing /app/".into()),
+            ..BuildTrace::default()
+        };
+        let e = Error::Engine {
+            operation: "build image".into(),
+            object: "p/x-build:1".into(),
+            message: "COPY failed: file not found in build context".into(),
+        };
+        let text =
+            build_error(e, Path::new("b/x/Dockerfile"), Path::new("b/x"), &trace).to_string();
+        assert!(
+            text.contains("b/x/Dockerfile: Step 9/9 : COPY missing /app/"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  fix: put the file the step names in b/x"),
+            "{text}"
         );
     }
 

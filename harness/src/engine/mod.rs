@@ -190,6 +190,11 @@ fn engine_err(operation: &str, object: &str, e: bollard::errors::Error) -> Error
         },
         B::DockerStreamError { error } => error,
         B::RequestTimeoutError => "the engine did not answer in time".to_string(),
+        // hyper's wording says nothing to a user; say what it means.
+        B::HyperLegacyError { err } if err.is_connect() => {
+            "cannot connect to the engine (it went away, or nothing listens there)".to_string()
+        }
+        B::HyperLegacyError { err } => format!("the connection to the engine failed ({err})"),
         other => other.to_string(),
     };
     Error::Engine {
@@ -431,6 +436,25 @@ impl Engine {
             message: "the build finished but the image is missing".into(),
         })?;
         Ok(info.id)
+    }
+
+    /// Removes one image that no tag and no other image needs (a failed
+    /// build's step), leaving its parents; never forced. Whether it is
+    /// gone: one still in use, tagged or a parent stays (`false`).
+    pub async fn remove_untagged_image(&self, id: &str) -> Result<bool> {
+        let options = q::RemoveImageOptions {
+            force: false,
+            noprune: true,
+            ..Default::default()
+        };
+        match self.docker.remove_image(id, Some(options), None).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(false),
+            Err(e) => Err(engine_err("remove image", short(id), e)),
+        }
     }
 
     /// Removes an image; an image that is already gone is not an error.
@@ -719,6 +743,19 @@ impl Engine {
                 format!("{kind}:{}", m.destination.unwrap_or_default())
             })
             .collect())
+    }
+
+    /// Whether the engine has the container (running or not).
+    pub async fn container_exists(&self, container: &str) -> Result<bool> {
+        match self
+            .docker
+            .inspect_container(container, None::<q::InspectContainerOptions>)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(engine_err("inspect container", short(container), e)),
+        }
     }
 
     /// Removes a container, running or not; one already gone is not an error.

@@ -124,9 +124,18 @@ impl Drop for Owned {
                 return;
             };
             runtime.block_on(async {
-                if let Ok(engine) = Engine::connect_to(&host).await {
-                    if let Err(e) = remove(&engine, kind, &id).await {
-                        eprintln!("warning: {e}");
+                match Engine::connect_to(&host).await {
+                    Ok(engine) => {
+                        if let Err(e) = remove(&engine, kind, &id).await {
+                            eprintln!("warning: {e}");
+                        }
+                    }
+                    Err(_) => {
+                        let what = match kind {
+                            Kind::Container => "container",
+                            Kind::Volume => "volume",
+                        };
+                        eprintln!("warning: cannot remove {what} {id}: the engine at {host} does not answer");
                     }
                 }
             });

@@ -15,11 +15,24 @@ pub async fn run(context: &Context, args: &BuildBuilderArgs) -> Result<i32> {
     for (_, meta) in &builders {
         let language = meta.language.clone();
         let verbose = args.verbose;
-        let (base, image) = runner
+        let built = runner
             .ensure_builder(&language, &mut |line| {
                 print_build_line(&language, line, verbose)
             })
-            .await?;
+            .await;
+        let (base, image) = match built {
+            Ok(built) => built,
+            Err(e) => {
+                let e = crate::commands::engine_lost(
+                    e,
+                    "image build",
+                    runner.engine(),
+                    runner.run_id(),
+                )
+                .await;
+                return Err(e);
+            }
+        };
         let how = if image.reused {
             "unchanged, reused"
         } else {

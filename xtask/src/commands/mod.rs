@@ -11,7 +11,9 @@ mod run;
 pub mod test_builder;
 pub mod validate;
 
-use harness::Result;
+use harness::engine::{Engine, RunId};
+use harness::error::exit;
+use harness::{Error, Result};
 
 use crate::cli::Command;
 use crate::context::Context;
@@ -157,6 +159,60 @@ fn completions(shell: clap_complete::Shell) {
 /// Where the datum cache keeps datum outputs, beside the logs.
 pub fn datum_cache_dir(context: &Context) -> std::path::PathBuf {
     context.target_dir().join("datum-cache")
+}
+
+/// A command that failed while its engine went away: when `error` is a
+/// failure (exit 1) and the engine no longer answers, the error says so,
+/// names the phase and the engine, and how to remove what the run left
+/// there once it is back (exit 3). Any other error is returned as it is.
+pub async fn engine_lost(error: Error, phase: &str, engine: &Engine, run: &RunId) -> Error {
+    if error.exit_code() != exit::FAILED {
+        return error;
+    }
+    let probe = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        Engine::connect_to(engine.host()),
+    )
+    .await;
+    if matches!(probe, Ok(Ok(_))) {
+        return error;
+    }
+    Error::NoEngine {
+        looked: engine.host().to_string(),
+        reason: format!(
+            "it went away during the {phase} ({}); what this run made there may be left",
+            brief(&error)
+        ),
+        fix: if phase == "image build" {
+            // Step images carry no label of the run: the warning above names them.
+            "once the engine is back, remove the step images named above, and rerun".to_string()
+        } else {
+            format!("once the engine is back, `cargo xtask clean --run {run}` removes what this run left")
+        },
+    }
+}
+
+/// One line of an error: an engine operation can be a whole shell script.
+fn brief(error: &Error) -> String {
+    let text = match error {
+        Error::Engine {
+            operation,
+            object,
+            message,
+        } => {
+            // `run `<script>` in container`: the script is left out.
+            let operation = if operation.contains('\n') || operation.chars().count() > 60 {
+                let verb = operation.split_whitespace().next().unwrap_or_default();
+                let tail = operation.rsplit_once('`').map_or("", |(_, t)| t);
+                format!("{verb} `…`{tail}")
+            } else {
+                operation.clone()
+            };
+            format!("{operation} {object}: {message}")
+        }
+        other => other.to_string(),
+    };
+    text.lines().next().unwrap_or_default().trim().to_string()
 }
 
 #[cfg(test)]

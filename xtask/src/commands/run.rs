@@ -107,7 +107,14 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
     );
     // Datums skipped as unchanged are announced on their label.
     let mut reused: BTreeSet<String> = BTreeSet::new();
-    let report = runner
+    // Which phase the run is in, from the labels of its lines: an error
+    // names it when the engine goes away.
+    let mut phase = if prepared.resolved.has_build {
+        "build phase"
+    } else {
+        "run phase"
+    };
+    let result = runner
         .run(
             &prepared,
             args.datum.clone(),
@@ -118,10 +125,23 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
                         reused.insert(id.to_string());
                     }
                 }
+                phase = match label {
+                    "image" => "image build",
+                    "build" => "build phase",
+                    l if l.starts_with("datum ") => "run phase",
+                    _ => phase,
+                };
                 eprintln!("{label} | {line}")
             },
         )
-        .await?;
+        .await;
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            let e = crate::commands::engine_lost(e, phase, runner.engine(), runner.run_id()).await;
+            return Err(e);
+        }
+    };
     for warning in &report.warnings {
         eprintln!("warning: {warning}");
     }
