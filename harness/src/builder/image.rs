@@ -228,13 +228,38 @@ pub async fn build_or_reuse(
     let tar = context.to_tar_gz()?;
     let id = engine
         .build_image(tar, &options.tag, args, &labels, progress)
-        .await?;
+        .await
+        .map_err(|e| with_dockerfile_fix(e, &dockerfile))?;
     remove_replaced(engine, previous, &id).await;
     Ok(BuilderImage {
         image: options.tag.clone(),
         id,
         reused: false,
     })
+}
+
+/// A build whose `COPY` or `ADD` names a file the builder's folder lacks
+/// says which Dockerfile and how to fix it (the engine only says "file not
+/// found in build context").
+fn with_dockerfile_fix(error: Error, dockerfile: &Path) -> Error {
+    match error {
+        Error::Engine {
+            operation,
+            object,
+            message,
+        } if message.contains("COPY failed") || message.contains("not found in build context") => {
+            Error::Engine {
+                operation,
+                object,
+                message: format!(
+                    "{message}\n  in {}\n  fix: add the missing file to the builder's folder, \
+                     or remove it from the Dockerfile's COPY/ADD line",
+                    dockerfile.display()
+                ),
+            }
+        }
+        other => other,
+    }
 }
 
 /// Removes the image a new build took the tag from, so rebuilds leave no
