@@ -30,8 +30,8 @@ pub enum Error {
         fix: String,
     },
 
-    /// An input file cannot be parsed at all.
-    #[error("{}:{line}:{column}: {message}", file.display())]
+    /// An input file cannot be parsed at all, or a field has the wrong type.
+    #[error("{}:{line}:{column}: {message}\n  fix: {}", file.display(), syntax_fix(message))]
     Syntax {
         file: PathBuf,
         line: usize,
@@ -105,6 +105,25 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// How to fix what a parser said (the parser's message names the field).
+fn syntax_fix(message: &str) -> &'static str {
+    if message.contains("unknown field") {
+        "remove that field or correct its spelling (the message lists the fields this file takes)"
+    } else if message.contains("missing field") {
+        "add the field the message names"
+    } else if message.contains("invalid type")
+        || message.contains("invalid value")
+        || message.contains("unknown variant")
+    {
+        "give the field a value of the type or one of the values the message expects"
+    } else if message.contains("UTF-8") {
+        "save the file as UTF-8 text"
+    } else {
+        "correct the syntax at that line and column (an unclosed bracket or quote, a \
+         missing or extra comma, or YAML indented with tabs)"
     }
 }
 

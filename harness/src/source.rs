@@ -273,6 +273,14 @@ impl Walk<'_> {
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             let rel = rel.join(entry.file_name());
+            if entry.file_name().to_str().is_none() && !self.ignored(&rel) {
+                // The platform's paths are text; the upload would refuse it.
+                return Err(Error::Usage(format!(
+                    "{}: file name is not UTF-8, and the platform's file paths are text\n  \
+                     fix: rename it to a UTF-8 name, or list it in `.pachignore`",
+                    self.root.join(&rel).display()
+                )));
+            }
             let kind = entry
                 .file_type()
                 .with_path("cannot read", self.root.join(&rel))?;

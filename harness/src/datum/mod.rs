@@ -671,7 +671,8 @@ fn scan(root: &Path) -> Result<RepoFiles> {
 fn walk(dir: &Path, rel: &str, ancestors: &mut Vec<PathBuf>, out: &mut RepoFiles) -> Result<bool> {
     if ancestors.len() > MAX_DEPTH {
         return Err(Error::Usage(format!(
-            "{}: folders nest more than {MAX_DEPTH} deep (a symlink loop?)",
+            "{}: folders nest more than {MAX_DEPTH} deep (a symlink loop?)\n  fix: remove the \
+             symlink that leads back into the input, or flatten the folders",
             dir.display()
         )));
     }
@@ -682,7 +683,8 @@ fn walk(dir: &Path, rel: &str, ancestors: &mut Vec<PathBuf>, out: &mut RepoFiles
         let file_name = entry.file_name();
         let Some(name) = file_name.to_str() else {
             return Err(Error::Usage(format!(
-                "{}: file name is not UTF-8; rename it (globs match text names)",
+                "{}: file name is not UTF-8 (globs match text names)\n  fix: rename it to a \
+                 UTF-8 name, or move it out of the input's folder",
                 path.display()
             )));
         };
@@ -693,7 +695,7 @@ fn walk(dir: &Path, rel: &str, ancestors: &mut Vec<PathBuf>, out: &mut RepoFiles
         };
         let meta = fs::metadata(&path).map_err(|e| {
             Error::Usage(format!(
-                "{}: cannot read ({e}); a broken symlink? remove it or fix its target",
+                "{}: cannot read ({e}); a broken symlink?\n  fix: remove it or fix its target",
                 path.display()
             ))
         })?;
@@ -701,7 +703,8 @@ fn walk(dir: &Path, rel: &str, ancestors: &mut Vec<PathBuf>, out: &mut RepoFiles
             let canonical = fs::canonicalize(&path).with_path("resolve", &path)?;
             if ancestors.contains(&canonical) {
                 return Err(Error::Usage(format!(
-                    "{}: symlink loop (points back to {})",
+                    "{}: symlink loop (points back to {})\n  fix: remove the symlink, or make \
+                     it point to a folder outside the input's folder",
                     path.display(),
                     canonical.display()
                 )));

@@ -162,6 +162,12 @@ impl DatumSettings {
     }
 }
 
+/// Checks that every secret of the spec has a local value (`--secret`),
+/// before anything needs the engine: a missing one is bad input.
+pub fn check_secrets(prepared: &Prepared, secrets: &BTreeMap<String, PathBuf>) -> Result<()> {
+    load_secrets(prepared, secrets).map(|_| ())
+}
+
 /// A commit-like id: 32 hex digits of a hash.
 fn hex32(bytes: &[u8]) -> String {
     Sha256::digest(bytes)

@@ -187,7 +187,121 @@ fn parse_json(text: &str, file: &Path) -> Result<PipelineSpec> {
             syntax
         });
     }
-    yaml::from_json_str(text, file)
+    yaml::from_json_str(text, file).map_err(|e| with_field_path(e, text))
+}
+
+/// serde_json's type errors do not say which field they are about; this
+/// adds the dotted path of the value at the error's place (the text is
+/// valid JSON by then), as the YAML parser's errors have it.
+fn with_field_path(error: Error, text: &str) -> Error {
+    match error {
+        Error::Syntax {
+            file,
+            line,
+            column,
+            message,
+        } => {
+            let message = match json_path_at(text, line, column) {
+                Some(path) if !path.is_empty() => format!("{path}: {message}"),
+                _ => message,
+            };
+            Error::Syntax {
+                file,
+                line,
+                column,
+                message,
+            }
+        }
+        other => other,
+    }
+}
+
+/// The dotted path (`input.cross[1].pfs.glob`) of the value that ends at
+/// `line`:`column` (1-based) of valid JSON `text`.
+fn json_path_at(text: &str, line: usize, column: usize) -> Option<String> {
+    enum Level {
+        Object(Option<String>),
+        Array(usize),
+    }
+    let mut stack: Vec<Level> = Vec::new();
+    let (mut at_line, mut at_column) = (1, 0);
+    let mut chars = text.chars();
+    let mut expecting_key = false;
+    let mut last = ' ';
+    while let Some(ch) = chars.next() {
+        if ch == '\n' {
+            at_line += 1;
+            at_column = 0;
+        } else {
+            at_column += 1;
+        }
+        if (at_line, at_column) >= (line, column) {
+            break;
+        }
+        match ch {
+            '{' => {
+                stack.push(Level::Object(None));
+                expecting_key = true;
+            }
+            '[' => {
+                stack.push(Level::Array(0));
+                expecting_key = false;
+            }
+            '}' | ']' => {
+                stack.pop();
+            }
+            ',' => match stack.last_mut() {
+                Some(Level::Object(_)) => expecting_key = true,
+                Some(Level::Array(i)) => *i += 1,
+                None => {}
+            },
+            '"' => {
+                let mut string = String::new();
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    at_column += 1;
+                    if escaped {
+                        escaped = false;
+                        string.push(c);
+                    } else if c == '\\' {
+                        escaped = true;
+                    } else if c == '"' {
+                        break;
+                    } else {
+                        string.push(c);
+                    }
+                }
+                if expecting_key {
+                    if let Some(Level::Object(key)) = stack.last_mut() {
+                        *key = Some(string);
+                    }
+                    expecting_key = false;
+                }
+            }
+            _ => {}
+        }
+        if !ch.is_whitespace() {
+            last = ch;
+        }
+    }
+    // An error right after `{` or `[` is about that container, not its first item.
+    if matches!(last, '{' | '[') {
+        stack.pop();
+    }
+    let mut path = String::new();
+    for level in &stack {
+        match level {
+            Level::Object(Some(key)) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            Level::Object(None) => {}
+            Level::Array(i) => path.push_str(&format!("[{i}]")),
+        }
+    }
+    Some(path)
 }
 
 /// YAML; a `---` separated stream of specs is reported as such.
@@ -228,6 +342,31 @@ mod tests {
   "input": {"pfs": {"repo": "scraper", "glob": "/*"}},
   "parallelism_spec": {"constant": 2}
 }"#;
+
+    #[test]
+    fn json_type_errors_name_the_field() {
+        for (text, path) in [
+            (
+                r#"{"pipeline": {"name": 5}}"#,
+                "pipeline.name: invalid type",
+            ),
+            (
+                r#"{"pipeline": {"name": "a"}, "input": {"cross": [{"pfs": {"repo": "r", "glob": 3}}]}}"#,
+                "input.cross[0].pfs.glob: invalid type",
+            ),
+            (
+                r#"{"transform": {"cmd": "sh x"}}"#,
+                "transform.cmd: invalid type",
+            ),
+            (r#"{"input": "letters"}"#, "input: invalid type"),
+        ] {
+            let err = parse_spec(text, Path::new("p.json"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(path), "{err}");
+            assert!(err.contains("fix: "), "{err}");
+        }
+    }
 
     const YAML: &str = "\
 pipeline:

@@ -55,14 +55,37 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
     let repos = input_repos(&loaded.spec.input, &loaded.dir, &args.inputs)?;
     let input = loaded.spec.input.clone();
     let prepared = pipeline::prepare(loaded, resolved, &repos)?;
+    harness::pipeline::settings::check_secrets(&prepared, &options.datums.secrets)?;
     if prepared.datums.is_empty() {
-        if let Some(input) = &input {
-            for note in harness::datum::explain_empty(input, &repos) {
-                eprintln!("warning: no datums: {note}");
-            }
+        let notes = input
+            .as_ref()
+            .map(|input| harness::datum::explain_empty(input, &repos))
+            .unwrap_or_default();
+        if !args.list_datums {
+            // A job of no datums runs nothing: said before anything starts.
+            let problem = if notes.is_empty() {
+                "the inputs make no datums, so nothing would run".to_string()
+            } else {
+                format!("the inputs make no datums: {}", notes.join("; "))
+            };
+            return Err(Error::invalid(
+                &prepared.loaded.path,
+                "input",
+                problem,
+                "change the glob so that it matches files of the input's folder, or add files \
+                 there (or name another folder with `--input NAME=DIR`); `--list-datums` shows \
+                 the datums a spec makes",
+            ));
+        }
+        for note in notes {
+            eprintln!("warning: no datums: {note}");
         }
     }
     if args.list_datums {
+        // The run prints these when it starts; a listing shows them too.
+        for warning in &prepared.source.warnings {
+            eprintln!("warning: {}: {warning}", prepared.source.root.display());
+        }
         if args.report.json {
             let json = harness::datum::to_json(&prepared.datums);
             println!(
@@ -75,7 +98,12 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         return Ok(0);
     }
     if let Some(wanted) = &args.datum {
-        harness::datum::find(&prepared.datums, wanted)?;
+        harness::datum::find(&prepared.datums, wanted).map_err(|e| {
+            Error::Usage(format!(
+                "--datum {wanted}: {e}\n  fix: give one of the ids or numbers above \
+                 (`--list-datums` lists them)"
+            ))
+        })?;
     }
     let out_dir = args.out.clone().unwrap_or_else(|| {
         context
@@ -83,6 +111,7 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
             .join("target/pachbuild/out")
             .join(&prepared.pipeline_name)
     });
+    check_out_apart(&out_dir, &prepared, &repos)?;
     let owned = context.target_dir().join(OWNED_OUTPUTS);
     check_out_dir(&out_dir, &owned)?;
 
@@ -362,13 +391,15 @@ fn input_repos(
                     known.join(", "),
                     hints::nearest(name, known.iter().copied())
                         .map(|n| format!("\n  fix: did you mean `--input {n}=…`?"))
-                        .unwrap_or_default()
+                        .unwrap_or_else(|| "\n  fix: name one of those inputs (or its repo)"
+                            .to_string())
                 ))
             })?;
         let dir = PathBuf::from(dir);
         if !dir.is_dir() {
             return Err(Error::Usage(format!(
-                "--input {name}={}: no such folder",
+                "--input {name}={}: no such folder\n  fix: name the folder that holds the \
+                 files of input `{name}`",
                 dir.display()
             )));
         }
@@ -399,6 +430,64 @@ fn owned_outputs(list: &Path) -> Vec<PathBuf> {
         .filter(|l| !l.is_empty())
         .map(PathBuf::from)
         .collect()
+}
+
+/// `path` made absolute with symlinks resolved, as far as it exists.
+fn resolved(path: &Path) -> PathBuf {
+    let path = absolute(path);
+    let mut existing = path.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return path.clone(),
+        }
+    }
+    let mut out = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
+    out.extend(rest.iter().rev());
+    out
+}
+
+/// The output folder is neither inside the source or an input folder (the
+/// run would read its own output next time, and replacing the folder would
+/// change them) nor holds one of them (replacing it would delete them).
+fn check_out_apart(
+    out_dir: &Path,
+    prepared: &Prepared,
+    repos: &BTreeMap<String, PathBuf>,
+) -> Result<()> {
+    let out = resolved(out_dir);
+    let mut folders: Vec<(String, &Path)> = Vec::new();
+    if prepared.resolved.has_build {
+        folders.push((
+            "the source (`transform.build.path`)".to_string(),
+            &prepared.source.root,
+        ));
+    }
+    for (repo, dir) in repos {
+        folders.push((format!("the folder of input repo `{repo}`"), dir));
+    }
+    for (what, dir) in folders {
+        let dir_resolved = resolved(dir);
+        let relation = if out.starts_with(&dir_resolved) {
+            "is inside"
+        } else if dir_resolved.starts_with(&out) {
+            "holds"
+        } else {
+            continue;
+        };
+        return Err(Error::Usage(format!(
+            "--out {}: the output folder {relation} {what}, {}; a run writes only where \
+             it reads nothing\n  fix: name a folder outside the source and the inputs \
+             (or leave out --out for target/pachbuild/out/<pipeline>)",
+            out_dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Whether a run may write `dir`: it does not exist, is empty, or a run made it.
