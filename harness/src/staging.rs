@@ -293,6 +293,14 @@ fn unpack(reader: impl Read, strip: &str, dest: &Path, outputs: bool) -> Result<
                     tar::EntryType::Char | tar::EntryType::Block => "a device".to_string(),
                     other => format!("a {other:?} entry"),
                 };
+                if outputs {
+                    let shown: PathBuf = rel.components().skip(1).collect();
+                    return Err(Error::Failed(format!(
+                        "the output holds `{}`, {what}; the platform uploads only files, \
+                         folders and links into inputs\n  fix: write a regular file instead",
+                        shown.display()
+                    )));
+                }
                 return Err(bad(format!(
                     "`{}` is {what}; only files, folders and symlinks can be output",
                     raw.display()

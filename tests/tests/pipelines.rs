@@ -856,6 +856,44 @@ fn user_code_never_writes_into_the_source_or_the_inputs() {
     assert_eq!((snapshot(&source), snapshot(&inputs)), before, "{stderr}");
 }
 
+/// Outputs that would reach outside `/pfs/out` on the host are refused,
+/// naming the entry; a device cannot even be made.
+fn escapes_from_the_output_are_refused() {
+    for (main, wanted) in [
+        ("mkfifo /pfs/out/pipe\n", "the output holds `pipe`, a fifo"),
+        (
+            "ln -s /etc/passwd /pfs/out/passwd\n",
+            "symlink `passwd` → `/etc/passwd`",
+        ),
+        (
+            "ln -s ../../../etc/passwd /pfs/out/up\n",
+            "symlink `up` → `../../../etc/passwd`",
+        ),
+        (
+            "mkdir /pfs/out/d; ln -s .. /pfs/out/d/back; ln -s d/back/.. /pfs/out/chain\n",
+            "symlink",
+        ),
+    ] {
+        let copy = variant("stdin", main, serde_json::json!({}));
+        let (code, stderr) = run_variant(&copy, &["--datum-tries", "1"]);
+        assert_eq!(code, Some(1), "{main}: {stderr}");
+        assert!(stderr.contains(wanted), "{main}: {stderr}");
+        assert!(
+            !copy.path().join("out").exists(),
+            "{main}: an output was kept"
+        );
+    }
+    // Making a device needs a capability the run phase does not have.
+    let copy = variant(
+        "stdin",
+        "mknod /pfs/out/null c 1 3 2>/dev/null || echo 'mknod refused'\necho ok > /pfs/out/ok.txt\n",
+        serde_json::json!({}),
+    );
+    let (code, stderr) = run_variant(&copy, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("mknod refused"), "{stderr}");
+}
+
 fn two_runs_at_once_do_not_interfere() {
     let copy = tempfile::tempdir().unwrap();
     copy_dir(&pipeline("cross"), copy.path());
@@ -1042,6 +1080,10 @@ const SCENARIOS: &[Scenario] = &[
     (
         "user_code_never_writes_into_the_source_or_the_inputs",
         user_code_never_writes_into_the_source_or_the_inputs,
+    ),
+    (
+        "escapes_from_the_output_are_refused",
+        escapes_from_the_output_are_refused,
     ),
     (
         "two_runs_at_once_do_not_interfere",

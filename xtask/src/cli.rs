@@ -213,6 +213,10 @@ pub struct PipelineArgs {
     /// out of memory.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
+    /// CPUs of each container, e.g. `1.5` (default: no limit, or the
+    /// spec's `resource_limits.cpu`).
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
+    pub cpus: Option<f64>,
     /// Run the datums as this user (name or uid[:gid]) instead of the spec's
     /// `transform.user` or the image's.
     #[arg(long, value_name = "USER")]
@@ -389,6 +393,16 @@ fn parse_size(text: &str) -> Result<u64, String> {
         return Err(format!("{text:?}: a container needs at least 6m"));
     }
     Ok(bytes)
+}
+
+/// `--cpus 1.5`.
+fn parse_cpus(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(n) if n > 0.0 && n <= 1024.0 => Ok(n),
+        _ => Err(format!(
+            "{text:?}: give a number of CPUs above 0, e.g. `1` or `1.5`"
+        )),
+    }
 }
 
 /// `--timeout 10m`: a Go duration, as specs write them.

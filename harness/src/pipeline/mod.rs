@@ -123,6 +123,9 @@ pub struct DatumOptions {
     pub secrets: BTreeMap<String, PathBuf>,
     /// Memory of each container, bytes (default: [`default_memory`]).
     pub memory: Option<u64>,
+    /// CPUs of each container (default: no limit beyond the spec's
+    /// `resource_limits.cpu`).
+    pub cpus: Option<f64>,
     /// The user the datums run as, instead of `transform.user`.
     pub user: Option<String>,
     /// Each phase's time limit (`--timeout`); the build phase has
@@ -167,7 +170,7 @@ impl RunOptions {
         let memory = self.datums.memory.unwrap_or_else(default_memory);
         crate::engine::Sandbox {
             memory: i64::try_from(memory).ok(),
-            nano_cpus: None,
+            nano_cpus: self.datums.cpus.map(|c| (c * 1e9) as i64),
             pids: Some(PIDS_LIMIT),
             drop_capabilities: phase == Phase::Run,
             no_new_privileges: true,

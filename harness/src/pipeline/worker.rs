@@ -274,7 +274,9 @@ impl<'a> Worker<'a> {
                     if let (None, Some(memory)) = (options.datums.memory, settings.memory) {
                         sandbox.memory = i64::try_from(memory).ok();
                     }
-                    sandbox.nano_cpus = settings.cpus.map(|c| (c * 1e9) as i64);
+                    if options.datums.cpus.is_none() {
+                        sandbox.nano_cpus = settings.cpus.map(|c| (c * 1e9) as i64);
+                    }
                     sandbox
                 },
             })

@@ -112,6 +112,7 @@ pub fn pipeline_runner_options(
             keep_going: args.keep_going,
             secrets: args.secrets.iter().cloned().collect(),
             memory: args.memory,
+            cpus: args.cpus,
             user: args.user.clone(),
             phase_timeout: args.timeout,
             datum_timeout: args.datum_timeout,
