@@ -177,3 +177,66 @@ pub fn print_setup_line(label: &str, line: &str) {
         eprintln!("setup {label} | {line}");
     }
 }
+
+/// Copies the tree `from` into `to` (made when missing); symlinks stay
+/// symlinks, files keep their permission bits.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A named end-to-end scenario of a test binary that runs its own `main`.
+pub type Scenario = (&'static str, fn());
+
+/// The scenarios the command line names (all when it names none), or `None`
+/// when it asks only for their names (`--list`, printed here as libtest does).
+pub fn select_scenarios(all: &'static [Scenario]) -> Option<Vec<&'static Scenario>> {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let selected: Vec<&Scenario> = all
+        .iter()
+        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+    if std::env::args().any(|a| a == "--list") {
+        for (name, _) in &selected {
+            println!("{name}: test");
+        }
+        return None;
+    }
+    Some(selected)
+}
+
+/// Runs each scenario, a panic failing only it; prints `test NAME ... ok`
+/// or `FAILED` with its time. Returns (passed, failed).
+pub fn run_scenarios(selected: &[&Scenario]) -> (usize, usize) {
+    let (mut passed, mut failed) = (0, 0);
+    for (name, scenario) in selected {
+        let started = std::time::Instant::now();
+        let outcome = std::panic::catch_unwind(scenario);
+        let seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok ({seconds:.1}s)");
+            }
+            Err(_) => {
+                failed += 1;
+                println!("test {name} ... FAILED ({seconds:.1}s)");
+            }
+        }
+    }
+    (passed, failed)
+}

@@ -34,6 +34,7 @@ enum Edit {
     Replace(&'static str, &'static str, &'static str),
     Setup(fn(&Path)),
 }
+use e2e::copy_dir;
 use Edit::*;
 
 /// One bad input.
@@ -247,22 +248,6 @@ fn big_input(dir: &Path) {
     let chunk = vec![0x5au8; 1 << 20];
     for _ in 0..300 {
         file.write_all(&chunk).unwrap();
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type().unwrap();
-        if kind.is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 

@@ -52,19 +52,6 @@ fn run(command: &mut Command) -> Ran {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A copy of `cross` whose expected output is wrong in two ways.
 fn cross_with_wrong_expected(into: &Path) -> PathBuf {
     let dir = into.join("cross");
@@ -445,7 +432,8 @@ fn help_version_and_completions() {
 
 // ----- main -------------------------------------------------------------------
 
-type Scenario = (&'static str, fn());
+use e2e::copy_dir;
+use e2e::Scenario;
 
 const SCENARIOS: &[Scenario] = &[
     ("hints_where_users_trip", hints_where_users_trip),
@@ -467,20 +455,9 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 fn main() -> ExitCode {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let selected: Vec<&Scenario> = SCENARIOS
-        .iter()
-        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
-        .collect();
-    if std::env::args().any(|a| a == "--list") {
-        for (name, _) in &selected {
-            println!("{name}: test");
-        }
+    let Some(selected) = e2e::select_scenarios(SCENARIOS) else {
         return ExitCode::SUCCESS;
-    }
+    };
     let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let run_id = RunId::new();
     // The shared builder image (and its base), ephemeral to this run.
@@ -490,22 +467,7 @@ fn main() -> ExitCode {
         .expect("the shtest builder image builds");
     assert!(e2e::xtask_binary().is_file());
 
-    let (mut passed, mut failed) = (0, 0);
-    for (name, scenario) in selected {
-        let started = std::time::Instant::now();
-        let outcome = std::panic::catch_unwind(scenario);
-        let seconds = started.elapsed().as_secs_f64();
-        match outcome {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok ({seconds:.1}s)");
-            }
-            Err(_) => {
-                failed += 1;
-                println!("test {name} ... FAILED ({seconds:.1}s)");
-            }
-        }
-    }
+    let (passed, failed) = e2e::run_scenarios(&selected);
     rt.block_on(async {
         let removed = engine.clean_up_run(&run_id).await.expect("clean-up");
         eprintln!("removed {} test image(s)", removed.images.len());

@@ -177,19 +177,6 @@ fn assert_no_panic(stderr: &str) {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 // ----- a pipeline whose build or datum is slow ---------------------------------
 
 /// A copy of the `stdin` pipeline fixture; `hook` (a build step) and `main`
@@ -677,7 +664,8 @@ fn a_failed_copy_leaves_no_images_and_says_how_to_fix() {
 
 // ----- main -------------------------------------------------------------------
 
-type Scenario = (&'static str, fn());
+use e2e::copy_dir;
+use e2e::Scenario;
 
 const SCENARIOS: &[Scenario] = &[
     ("the_proxy_cuts_and_reopens", the_proxy_cuts_and_reopens),
@@ -710,20 +698,9 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 fn main() -> ExitCode {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let selected: Vec<&Scenario> = SCENARIOS
-        .iter()
-        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
-        .collect();
-    if std::env::args().any(|a| a == "--list") {
-        for (name, _) in &selected {
-            println!("{name}: test");
-        }
+    let Some(selected) = e2e::select_scenarios(SCENARIOS) else {
         return ExitCode::SUCCESS;
-    }
+    };
     let rt = runtime();
     let run = RunId::new();
     let engine: Engine = rt.block_on(require_engine());
@@ -732,22 +709,7 @@ fn main() -> ExitCode {
         .expect("the shtest builder image builds");
     assert!(e2e::xtask_binary().is_file());
 
-    let (mut passed, mut failed) = (0, 0);
-    for (name, scenario) in selected {
-        let started = Instant::now();
-        let outcome = std::panic::catch_unwind(scenario);
-        let seconds = started.elapsed().as_secs_f64();
-        match outcome {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok ({seconds:.1}s)");
-            }
-            Err(_) => {
-                failed += 1;
-                println!("test {name} ... FAILED ({seconds:.1}s)");
-            }
-        }
-    }
+    let (passed, failed) = e2e::run_scenarios(&selected);
     rt.block_on(async {
         // Another user's test may have built on our base meanwhile (a
         // shared engine): then it stays, and that is not our failure.

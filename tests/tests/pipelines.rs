@@ -982,19 +982,6 @@ fn outputs_are_identical_whatever_the_number_of_workers() {
 
 // ----- helpers ----------------------------------------------------------------
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A TCP listener on loopback that forwards to the local engine's socket:
 /// the engine as a remote client sees it. Returns the port.
 async fn start_tcp_proxy() -> u16 {
@@ -1023,7 +1010,8 @@ async fn start_tcp_proxy() -> u16 {
 
 // ----- main -------------------------------------------------------------------
 
-type Scenario = (&'static str, fn());
+use e2e::copy_dir;
+use e2e::Scenario;
 
 const SCENARIOS: &[Scenario] = &[
     (
@@ -1104,20 +1092,9 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 fn main() -> ExitCode {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let selected: Vec<&Scenario> = SCENARIOS
-        .iter()
-        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
-        .collect();
-    if std::env::args().any(|a| a == "--list") {
-        for (name, _) in &selected {
-            println!("{name}: test");
-        }
+    let Some(selected) = e2e::select_scenarios(SCENARIOS) else {
         return ExitCode::SUCCESS;
-    }
+    };
     let rt = runtime();
     let run = RunId::new();
     // The shared builder image (and its base), ephemeral to this run.
@@ -1128,22 +1105,7 @@ fn main() -> ExitCode {
     let xtask = e2e::xtask_binary();
     assert!(xtask.is_file(), "xtask binary at {}", xtask.display());
 
-    let (mut passed, mut failed) = (0, 0);
-    for (name, scenario) in selected {
-        let started = std::time::Instant::now();
-        let outcome = std::panic::catch_unwind(scenario);
-        let seconds = started.elapsed().as_secs_f64();
-        match outcome {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok ({seconds:.1}s)");
-            }
-            Err(_) => {
-                failed += 1;
-                println!("test {name} ... FAILED ({seconds:.1}s)");
-            }
-        }
-    }
+    let (passed, failed) = e2e::run_scenarios(&selected);
     rt.block_on(async {
         let removed = engine.clean_up_run(&run).await.expect("clean-up");
         eprintln!("removed {} test image(s)", removed.images.len());

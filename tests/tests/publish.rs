@@ -14,11 +14,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use e2e::copy_dir;
 use e2e::{print_setup_line, repo_root, require_engine, xtask};
 use harness::builder::meta::builder_dirs;
 use harness::builder::BuilderMeta;
@@ -242,19 +243,6 @@ fn expected_revision() -> String {
         commit
     } else {
         format!("{commit}-dirty")
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 
@@ -686,7 +674,7 @@ fn a_registry_behind_basic_auth() {
     );
 }
 
-type Scenario = (&'static str, fn());
+use e2e::Scenario;
 
 const SCENARIOS: &[Scenario] = &[
     ("dry_run_contacts_nothing", dry_run_contacts_nothing),
@@ -773,20 +761,9 @@ async fn remove_ours(engine: &Engine, prefix: &str, registries: &[String]) {
 }
 
 fn main() -> ExitCode {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let selected: Vec<&Scenario> = SCENARIOS
-        .iter()
-        .filter(|(name, _)| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())))
-        .collect();
-    if std::env::args().any(|a| a == "--list") {
-        for (name, _) in &selected {
-            println!("{name}: test");
-        }
+    let Some(selected) = e2e::select_scenarios(SCENARIOS) else {
         return ExitCode::SUCCESS;
-    }
+    };
     if selected.is_empty() {
         println!("0 passed, 0 failed");
         return ExitCode::SUCCESS;
@@ -852,27 +829,12 @@ fn main() -> ExitCode {
         }
     }));
 
-    let (mut passed, mut failed) = (0, 0);
-    if setup_result.is_ok() {
-        for (name, scenario) in selected {
-            let started = Instant::now();
-            let outcome = std::panic::catch_unwind(scenario);
-            let seconds = started.elapsed().as_secs_f64();
-            match outcome {
-                Ok(()) => {
-                    passed += 1;
-                    println!("test {name} ... ok ({seconds:.1}s)");
-                }
-                Err(_) => {
-                    failed += 1;
-                    println!("test {name} ... FAILED ({seconds:.1}s)");
-                }
-            }
-        }
+    let (passed, failed) = if setup_result.is_ok() {
+        e2e::run_scenarios(&selected)
     } else {
-        failed += 1;
         println!("test setup ... FAILED");
-    }
+        (0, 1)
+    };
     rt.block_on(async {
         let registries = setup().registries.lock().unwrap().clone();
         remove_ours(&engine, &prefix, &registries).await;

@@ -7,26 +7,13 @@ use std::path::{Path, PathBuf};
 
 use e2e::{repo_root, require_engine, xtask, ImageGuard};
 
+use e2e::copy_dir;
 use predicates::prelude::*;
 
 const PREFIX: &str = "pachbuild-test";
 /// The images the shtest builder makes with [`PREFIX`] (see its builder.yaml).
 const SHTEST_BASE: &str = "pachbuild-test/base-shtest:bookworm";
 const SHTEST_IMAGE: &str = "pachbuild-test/shtest-build:0.0.1";
-
-/// Copies a folder, keeping the files' modes (`std::fs::copy` keeps them).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
