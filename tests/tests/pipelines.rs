@@ -98,6 +98,7 @@ fn every_pipeline_fixture_passes() {
         "run-as-user",
         "join",
         "group",
+        "datum-isolation",
     ] {
         command.arg("--fixture").arg(pipeline(name));
     }

@@ -17,6 +17,10 @@ use crate::engine::{Engine, Labels, Owned};
 use crate::error::Result;
 
 use super::log::LineSink;
+
+/// How much of a datum's output is held for the terminal while other
+/// datums' turn comes first (with several workers); the rest is in its log.
+const MAX_HELD_BYTES: usize = 4 * 1024 * 1024;
 use super::worker::{unique, DatumRun, Session, Worker, WorkerVolumes};
 use super::{OutputDir, PhaseFailure, Prepared, Report, RunOptions};
 
@@ -248,10 +252,25 @@ async fn run_datums(
                     };
                     session.run_datum(index, datum, &label, &mut to_sink).await
                 } else {
+                    // Held in memory until the datum's turn: bounded, the
+                    // log file has every line.
+                    let (mut held_bytes, mut dropped) = (0usize, 0usize);
                     let mut hold = |label: &str, line: &str| {
-                        held.push((label.to_string(), line.to_string()));
+                        held_bytes += line.len();
+                        if held_bytes <= MAX_HELD_BYTES {
+                            held.push((label.to_string(), line.to_string()));
+                        } else {
+                            dropped += 1;
+                        }
                     };
-                    session.run_datum(index, datum, &label, &mut hold).await
+                    let done = session.run_datum(index, datum, &label, &mut hold).await;
+                    if dropped > 0 {
+                        held.push((
+                            label.clone(),
+                            format!("[{dropped} more lines not shown here: the datum's log has them all]"),
+                        ));
+                    }
+                    done
                 };
                 let done = match done {
                     Ok(done) => done,

@@ -87,10 +87,35 @@ stage() {
     fi
   done
 }
+# The worker's session: the command runs in a session of its own (setsid),
+# so that what it leaves running can be told apart and stopped.
+me=
+if [ -n "$sid" ] && read -r line </proc/$$/stat; then set -- ${line##*) }; me=$4; fi
+# No process of a datum outlives it, as on the platform: after each try,
+# every process outside the container's first session (init and its idle
+# loop), the worker's, and sessions some other exec leads (a user's `docker
+# exec` into a kept container) is killed. Builtins only.
+reap() {
+  [ -n "$me" ] || return 0
+  keep=" 1 $me "
+  for f in /proc/[0-9]*/stat; do
+    read -r line <"$f" 2>/dev/null || continue
+    set -- ${line##*) }
+    if [ "$2" = 0 ]; then keep="$keep$4 "; fi
+  done
+  for f in /proc/[0-9]*/stat; do
+    read -r line <"$f" 2>/dev/null || continue
+    p=${f#/proc/}; p=${p%/stat}
+    set -- ${line##*) }
+    case $keep in *" $4 "*) ;; *) kill -KILL "$p" 2>/dev/null ;; esac
+  done
+}
 run() {
   if [ -z "$timeout" ]; then
-    ( . "$1" && cd "$cwd" && exec "$@" ) <"$2"
-    return
+    ( . "$1" && cd "$cwd" && exec $sid "$@" ) <"$2"
+    rc=$?
+    reap
+    return "$rc"
   fi
   ( . "$1" && cd "$cwd" && exec $sid "$@" ) <"$2" &
   pid=$!
@@ -103,6 +128,7 @@ run() {
   wait "$pid"
   rc=$?
   kill "$watch" 2>/dev/null
+  reap
   return "$rc"
 }
 # The kernel's count of processes it killed for memory in this container

@@ -511,12 +511,85 @@ fn check_out_dir(dir: &Path, owned: &Path) -> Result<()> {
 }
 
 /// Moves the output into place and records the folder as made by a run.
+///
+/// Runs writing one folder at once take turns (a lock per folder, beside
+/// the list of owned folders), and the folder is never half written: the
+/// old one is moved aside, the new one renamed into place, then the old one
+/// removed. A reader sees the old output, the new one, or (for an instant)
+/// none.
 fn replace_out_dir(dir: &Path, out: OutputDir, owned: &Path) -> Result<()> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| Error::io("cannot clear", dir, e))?;
+    let locks = owned.with_file_name("locks");
+    let _turn = lock(
+        &locks.join(format!("out-{}.lock", path_key(&absolute(dir)))),
+        || {
+            eprintln!(
+                "waiting for another run that writes {} to finish",
+                dir.display()
+            )
+        },
+    )?;
+    // Another run may have written the folder meanwhile: still ours?
+    check_out_dir(dir, owned)?;
+    let aside = std::fs::symlink_metadata(dir).is_ok().then(|| {
+        let name = format!(
+            ".pachbuild-output-replaced-{}-{}",
+            std::process::id(),
+            dir.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
+        dir.with_file_name(name)
+    });
+    if let Some(aside) = &aside {
+        std::fs::rename(dir, aside).map_err(|e| Error::io("cannot move aside", dir, e))?;
     }
-    out.persist(dir)?;
+    if let Err(e) = out.persist(dir) {
+        // Put the old output back rather than leave nothing.
+        if let Some(aside) = &aside {
+            let _ = std::fs::remove_dir_all(dir);
+            let _ = std::fs::rename(aside, dir);
+        }
+        return Err(e);
+    }
+    if let Some(aside) = &aside {
+        if let Err(e) = std::fs::remove_dir_all(aside) {
+            eprintln!(
+                "warning: cannot remove the previous output, moved to {}: {e}",
+                aside.display()
+            );
+        }
+    }
+    let _list = lock(&locks.join("outputs.lock"), || {})?;
     record_owned(owned, &absolute(dir))
+}
+
+/// Takes the lock file `path` (made if missing), waiting for it; `waiting`
+/// runs once when another process holds it. Released when the file closes.
+fn lock(path: &Path, waiting: impl FnOnce()) -> Result<std::fs::File> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("cannot create", parent, e))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("cannot open the lock", path, e))?;
+    match file.try_lock() {
+        Ok(()) => return Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => waiting(),
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock", path, e)),
+    }
+    // Another run is replacing the folder: a matter of moments.
+    tokio::task::block_in_place(|| file.lock()).map_err(|e| Error::io("cannot lock", path, e))?;
+    Ok(file)
+}
+
+/// A file name for `path`: a hash, so any path fits.
+fn path_key(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
+    digest.iter().take(10).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Adds `dir` to the list of output folders (at most 200 kept, newest last).
