@@ -591,7 +591,7 @@ fn kib_to_mib(kib: u64) -> f64 {
 /// `1 GiB`, `64 MiB`.
 pub fn size_text(bytes: u64) -> String {
     const GIB: u64 = 1 << 30;
-    if bytes >= GIB && bytes % GIB == 0 {
+    if bytes >= GIB && bytes.is_multiple_of(GIB) {
         format!("{} GiB", bytes / GIB)
     } else {
         format!("{} MiB", bytes.div_ceil(MIB))
