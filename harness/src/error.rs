@@ -119,6 +119,8 @@ fn syntax_fix(message: &str) -> &'static str {
         || message.contains("unknown variant")
     {
         "give the field a value of the type or one of the values the message expects"
+    } else if message.contains("levels deep") {
+        "flatten the document: a spec or metadata file needs a few levels, not hundreds"
     } else if message.contains("UTF-8") {
         "save the file as UTF-8 text"
     } else {

@@ -254,14 +254,24 @@ impl Runner {
         default_language: Option<&str>,
         sink: LineSink<'_>,
     ) -> Result<FixtureOutcome> {
-        let (loaded, resolved) = self.load(&fixture.spec_path, default_language)?;
+        let (loaded, mut resolved) = self.load(&fixture.spec_path, default_language)?;
         let repos: BTreeMap<String, PathBuf> = fixture.repos()?;
         let language = default_language
             .map(str::to_string)
             .or(resolved.language.clone());
-        for wanted in &fixture.config.images {
-            self.build_fixture_image(fixture, wanted, language.as_deref(), sink)
+        // A fixture's images are made under names of this run only, and the
+        // spec is pointed at them: whatever tag `fixture.yaml` names (even
+        // one of another image of ours), no image but its own is replaced or
+        // removed.
+        for (number, wanted) in fixture.config.images.iter().enumerate() {
+            let owned_tag = fixture_image_tag(&self.run, &fixture.name, number);
+            self.build_fixture_image(fixture, wanted, &owned_tag, language.as_deref(), sink)
                 .await?;
+            for image in [&mut resolved.builder_image, &mut resolved.run_image] {
+                if *image == wanted.tag {
+                    *image = owned_tag.clone();
+                }
+            }
         }
         let prepared = pipeline::prepare(loaded, resolved, &repos)?;
         let report = self.run(&prepared, None, &fixture.name, sink).await?;
@@ -280,6 +290,7 @@ impl Runner {
         &self,
         fixture: &Fixture,
         wanted: &FixtureImage,
+        tag: &str,
         language: Option<&str>,
         sink: LineSink<'_>,
     ) -> Result<()> {
@@ -293,7 +304,7 @@ impl Runner {
             base_id = builder.id;
         }
         let options = ImageOptions {
-            tag: wanted.tag.clone(),
+            tag: tag.to_string(),
             revision: image::git_revision(&self.builders_dir),
             run: self.run.clone(),
             rebuild: self.options.rebuild,
@@ -324,6 +335,23 @@ impl Runner {
             .map(|m| m.builder_image(&self.options.prefix))
             .unwrap_or_default()
     }
+}
+
+/// The tag of image `number` of `fixture` in run `run`: a name no one else
+/// uses (`pachbuild-fixture/<run>:<number>-<fixture>`).
+fn fixture_image_tag(run: &RunId, fixture: &str, number: usize) -> String {
+    let name: String = fixture
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(100)
+        .collect();
+    format!("pachbuild-fixture/{run}:{number}-{name}")
 }
 
 /// The metadata of the official builder `language` in `builders_dir`, if any.

@@ -220,6 +220,7 @@ pub fn collect_source(build_path: &Path) -> Result<SourceSet> {
         used: Vec::new(),
         files: Vec::new(),
         dirs: Vec::new(),
+        linked: Default::default(),
         warnings: Vec::new(),
     };
     walk.used = vec![false; walk.ignore.rules.len()];
@@ -246,6 +247,8 @@ struct Walk<'a> {
     files: Vec<PathBuf>,
     /// Relative paths of the folders seen, for the hints on unused lines.
     dirs: Vec<PathBuf>,
+    /// Folders read through a symlink (real path), with that symlink.
+    linked: std::collections::HashMap<PathBuf, PathBuf>,
     warnings: Vec<String>,
 }
 
@@ -351,7 +354,19 @@ impl Walk<'_> {
                             rel.display()
                         ));
                     }
+                } else if let Some(first) = self.linked.get(&target).cloned() {
+                    // Each folder is read through one symlink at most: links
+                    // that fan out (two per level) cannot make the walk grow
+                    // exponentially.
+                    if !self.ignored(&rel) {
+                        self.warnings.push(format!(
+                            "`{}` is a symlink to `{shown_target}`, a folder already read through                              `{}`; it is left out (a folder is read through one symlink at most)",
+                            rel.display(),
+                            first.display()
+                        ));
+                    }
                 } else {
+                    self.linked.insert(target.clone(), rel.clone());
                     self.dirs.push(rel.clone());
                     inside.push(target);
                     self.dir(&rel, inside)?;
@@ -661,6 +676,29 @@ mod tests {
         assert!(set.warnings.is_empty(), "{:?}", set.warnings);
         let content = fs::read_to_string(set.source_path(Path::new("link.txt"))).unwrap();
         assert_eq!(content, "hello");
+    }
+
+    #[test]
+    fn a_folder_is_read_through_one_symlink_at_most() {
+        // Each level links twice to the next: followed naively, 2^24 paths.
+        let t = tree(&[("l24/leaf.txt", "x")]);
+        for level in 0..24 {
+            let dir = t.path().join(format!("l{level}"));
+            fs::create_dir_all(&dir).unwrap();
+            for name in ["x", "y"] {
+                symlink(format!("../l{}", level + 1), dir.join(name)).unwrap();
+            }
+        }
+        let set = collect_source(t.path()).unwrap();
+        assert!(set.files.len() <= 25, "{:?}", set.files);
+        assert!(set.files.contains(&PathBuf::from("l24/leaf.txt")));
+        assert!(
+            set.warnings
+                .iter()
+                .any(|w| w.contains("already read through")),
+            "{:?}",
+            set.warnings
+        );
     }
 
     #[test]

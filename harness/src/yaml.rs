@@ -8,8 +8,17 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, IoContext, Result};
 
+/// How deep `[`/`{` may nest in a YAML document. The parser takes time
+/// quadratic in the depth (minutes for 200,000 levels, during which nothing
+/// else happens), and it refuses more than 128 levels of data anyway.
+const MAX_FLOW_DEPTH: usize = 256;
+
+/// The largest spec or metadata file read.
+const MAX_DOCUMENT_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Parses YAML text; errors name `file` with line and column.
 pub fn from_yaml_str<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T> {
+    check_flow_depth(text, file)?;
     serde_yaml_ng::from_str(text).map_err(|e| {
         let (line, column) = e
             .location()
@@ -22,6 +31,55 @@ pub fn from_yaml_str<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T> 
             message: strip_location(&e.to_string()),
         }
     })
+}
+
+/// Refuses a document whose flow collections nest deeper than
+/// [`MAX_FLOW_DEPTH`], in one pass, before the parser sees it. Quoted text
+/// and comments are skipped; a bracket inside plain text counts, which errs
+/// only on documents no spec resembles.
+fn check_flow_depth(text: &str, file: &Path) -> Result<()> {
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars().peekable();
+    let mut previous = '\n';
+    while let Some(c) = chars.next() {
+        column += 1;
+        match (quote, c) {
+            (_, '\n') => {
+                line += 1;
+                column = 0;
+            }
+            (Some('"'), '\\') => {
+                chars.next();
+                column += 1;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') if previous.is_whitespace() => {
+                while chars.peek().is_some_and(|&c| c != '\n') {
+                    chars.next();
+                }
+            }
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(Error::Syntax {
+                        file: file.to_path_buf(),
+                        line,
+                        column,
+                        message: format!(
+                            "`[` and `{{` nest more than {MAX_FLOW_DEPTH} levels deep here"
+                        ),
+                    });
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = c;
+    }
+    Ok(())
 }
 
 /// Parses JSON text; errors name `file` with line and column.
@@ -38,6 +96,18 @@ pub fn from_json_str<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T> 
 
 /// Reads and parses a file as JSON when it ends in `.json`, else as YAML.
 pub fn read_document<T: DeserializeOwned>(file: &Path) -> Result<T> {
+    let size = std::fs::metadata(file)
+        .with_path("cannot read", file)?
+        .len();
+    if size > MAX_DOCUMENT_BYTES {
+        return Err(Error::Usage(format!(
+            "{}: the file is {} MiB; a spec or metadata file is a few KiB (at most {} MiB \
+             are read)\n  fix: name the right file",
+            file.display(),
+            size / (1024 * 1024),
+            MAX_DOCUMENT_BYTES / (1024 * 1024)
+        )));
+    }
     let text = std::fs::read_to_string(file).with_path("cannot read", file)?;
     if file
         .extension()
@@ -100,5 +170,24 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("p.json:3:1: "), "{text}");
         assert!(!text.contains(" at line "), "{text}");
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_parsing() {
+        let depth = 200_000;
+        let text = format!("input: {}{}\n", "[".repeat(depth), "]".repeat(depth));
+        let err = from_yaml_str::<serde_yaml_ng::Value>(&text, Path::new("p.yaml")).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("p.yaml:1:"), "{shown}");
+        assert!(shown.contains("nest more than 256 levels"), "{shown}");
+        // Brackets in quotes and comments do not count; 200 levels parse.
+        let quoted = format!(
+            "a: \"{}\"  # {}\nb: {}{}\n",
+            "[".repeat(999),
+            "{".repeat(999),
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        from_yaml_str::<serde_yaml_ng::Value>(&quoted, Path::new("p.yaml")).unwrap();
     }
 }

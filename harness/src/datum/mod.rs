@@ -133,10 +133,41 @@ impl DatumPart {
 /// Splits `input` into datums, in a deterministic order. `repos` maps each
 /// repo name to the host folder holding its data.
 pub fn plan(input: &Input, repos: &BTreeMap<String, PathBuf>) -> Result<Vec<Datum>> {
-    Ok(plan_at(input, repos, "input")?
+    plan_with_warnings(input, repos).map(|(datums, _)| datums)
+}
+
+/// [`plan`], with what the user should hear about the input folders: each
+/// symlink left out, and why.
+pub fn plan_with_warnings(
+    input: &Input,
+    repos: &BTreeMap<String, PathBuf>,
+) -> Result<(Vec<Datum>, Vec<String>)> {
+    let planning = Planning::new(repos);
+    let datums = plan_at(input, &planning, "input")?
         .into_iter()
         .map(finish)
-        .collect())
+        .collect();
+    Ok((datums, planning.warnings.into_inner().into_iter().collect()))
+}
+
+/// The repo folders of a planning, and the warnings their walks gave (each
+/// once: several inputs may read one repo).
+struct Planning<'a> {
+    repos: &'a BTreeMap<String, PathBuf>,
+    warnings: std::cell::RefCell<BTreeSet<String>>,
+}
+
+impl<'a> Planning<'a> {
+    fn new(repos: &'a BTreeMap<String, PathBuf>) -> Self {
+        Planning {
+            repos,
+            warnings: Default::default(),
+        }
+    }
+
+    fn warn(&self, warnings: &[String]) {
+        self.warnings.borrow_mut().extend(warnings.iter().cloned());
+    }
 }
 
 /// Picks one datum by full id, unique id prefix (at least 4 characters) or
@@ -224,7 +255,7 @@ fn explain_at(
 ) -> usize {
     if let Some(pfs) = &input.pfs {
         let at = format!("{at}.pfs");
-        let Ok(datums) = plan_pfs(pfs, repos, &at) else {
+        let Ok(datums) = plan_pfs(pfs, &Planning::new(repos), &at) else {
             return 0;
         };
         if datums.is_empty() {
@@ -257,7 +288,7 @@ fn explain_at(
             .enumerate()
             .map(|(i, c)| explain_at(c, repos, &format!("{at}[{i}]"), notes))
             .collect();
-        total = match plan_at(input, repos, "input") {
+        total = match plan_at(input, &Planning::new(repos), "input") {
             Ok(d) => d.len(),
             Err(_) => 0,
         };
@@ -267,7 +298,7 @@ fn explain_at(
                 .enumerate()
                 .map(|(i, c)| {
                     let mut seen: Vec<String> = Vec::new();
-                    for part in plan_at(c, repos, &at)
+                    for part in plan_at(c, &Planning::new(repos), &at)
                         .unwrap_or_default()
                         .into_iter()
                         .flatten()
@@ -398,7 +429,7 @@ fn kinds_set(input: &Input) -> Vec<&'static str> {
     .collect()
 }
 
-fn plan_at(input: &Input, repos: &BTreeMap<String, PathBuf>, at: &str) -> Result<Vec<Tuple>> {
+fn plan_at(input: &Input, repos: &Planning, at: &str) -> Result<Vec<Tuple>> {
     let kinds = kinds_set(input);
     if kinds.len() > 1 {
         return Err(Error::Usage(format!(
@@ -506,14 +537,14 @@ fn input_names(input: &Input, out: &mut BTreeSet<String>) {
     }
 }
 
-fn plan_cron(cron: &CronInput, repos: &BTreeMap<String, PathBuf>, at: &str) -> Result<Vec<Tuple>> {
+fn plan_cron(cron: &CronInput, repos: &Planning, at: &str) -> Result<Vec<Tuple>> {
     if cron.name.is_empty() {
         return Err(Error::Usage(format!("{at}: a cron input needs a `name`")));
     }
     // A folder given for the cron input's name stands for its tick repo, so
     // a user can choose the ticks; the whole repo is one datum, as upstream
     // (a cron input's glob is `/`).
-    if repos.contains_key(&cron.name) {
+    if repos.repos.contains_key(&cron.name) {
         let pfs = PfsInput {
             repo: cron.name.clone(),
             glob: "/".into(),
@@ -585,10 +616,11 @@ pub(crate) fn compile_glob(pfs: &PfsInput, at: &str) -> Result<Glob> {
     })
 }
 
-fn plan_pfs(pfs: &PfsInput, repos: &BTreeMap<String, PathBuf>, at: &str) -> Result<Vec<Tuple>> {
-    let dir = repo_dir(pfs, repos, at)?;
+fn plan_pfs(pfs: &PfsInput, repos: &Planning, at: &str) -> Result<Vec<Tuple>> {
+    let dir = repo_dir(pfs, repos.repos, at)?;
     let glob = compile_glob(pfs, at)?;
     let repo_files = scan(dir)?;
+    repos.warn(&repo_files.warnings);
     let glob_error = |e: glob::GlobError| Error::Usage(format!("{at}: {e}"));
 
     let mut matched: Vec<(&str, Vec<String>)> = Vec::new();
@@ -634,6 +666,8 @@ struct RepoFiles {
     entries: Vec<String>,
     /// `a/b.txt`, ... sorted: the regular files.
     files: Vec<String>,
+    /// Symlinks left out, each with why.
+    warnings: Vec<String>,
 }
 
 impl RepoFiles {
@@ -656,74 +690,130 @@ impl RepoFiles {
     }
 }
 
+/// A walk of one repo folder. Symlinks are followed as the platform's
+/// upload reads them, within bounds: one that leads out of the folder
+/// (`-> /proc/self/environ`, `-> /etc/ssl/certs`) or nowhere is left out
+/// with a warning, and a folder is entered through a symlink at most once,
+/// so that links cannot make the walk loop or grow exponentially.
+struct Walk {
+    root: PathBuf,
+    /// Folders entered through a symlink, with the path that entered.
+    linked: BTreeMap<PathBuf, String>,
+    out: RepoFiles,
+}
+
 fn scan(root: &Path) -> Result<RepoFiles> {
-    let mut out = RepoFiles::default();
     let canonical = fs::canonicalize(root).with_path("resolve", root)?;
+    let mut walk = Walk {
+        root: canonical.clone(),
+        linked: BTreeMap::new(),
+        out: RepoFiles::default(),
+    };
     let mut ancestors = vec![canonical];
-    walk(root, "", &mut ancestors, &mut out)?;
+    walk.walk(root, "", &mut ancestors)?;
+    let mut out = walk.out;
     out.entries.sort();
     out.files.sort();
     Ok(out)
 }
 
-/// Walks `dir` (repo path `rel`), following symlinks as the platform's
-/// upload would, and returns whether it holds any file.
-fn walk(dir: &Path, rel: &str, ancestors: &mut Vec<PathBuf>, out: &mut RepoFiles) -> Result<bool> {
-    if ancestors.len() > MAX_DEPTH {
-        return Err(Error::Usage(format!(
-            "{}: folders nest more than {MAX_DEPTH} deep (a symlink loop?)\n  fix: remove the \
-             symlink that leads back into the input, or flatten the folders",
-            dir.display()
-        )));
-    }
-    let mut any = false;
-    for entry in fs::read_dir(dir).with_path("read folder", dir)? {
-        let entry = entry.with_path("read folder", dir)?;
-        let path = entry.path();
-        let file_name = entry.file_name();
-        let Some(name) = file_name.to_str() else {
+impl Walk {
+    /// Walks `dir` (repo path `rel`); returns whether it holds any file.
+    fn walk(&mut self, dir: &Path, rel: &str, ancestors: &mut Vec<PathBuf>) -> Result<bool> {
+        if ancestors.len() > MAX_DEPTH {
             return Err(Error::Usage(format!(
-                "{}: file name is not UTF-8 (globs match text names)\n  fix: rename it to a \
-                 UTF-8 name, or move it out of the input's folder",
-                path.display()
+                "{}: folders nest more than {MAX_DEPTH} deep\n  fix: flatten the folders",
+                dir.display()
             )));
-        };
-        let child = if rel.is_empty() {
-            name.to_string()
-        } else {
-            format!("{rel}/{name}")
-        };
-        let meta = fs::metadata(&path).map_err(|e| {
-            Error::Usage(format!(
-                "{}: cannot read ({e}); a broken symlink?\n  fix: remove it or fix its target",
-                path.display()
-            ))
-        })?;
-        if meta.is_dir() {
-            let canonical = fs::canonicalize(&path).with_path("resolve", &path)?;
-            if ancestors.contains(&canonical) {
+        }
+        let mut any = false;
+        for entry in fs::read_dir(dir).with_path("read folder", dir)? {
+            let entry = entry.with_path("read folder", dir)?;
+            let path = entry.path();
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str() else {
                 return Err(Error::Usage(format!(
-                    "{}: symlink loop (points back to {})\n  fix: remove the symlink, or make \
-                     it point to a folder outside the input's folder",
-                    path.display(),
-                    canonical.display()
+                    "{}: file name is not UTF-8 (globs match text names)\n  fix: rename it to a \
+                     UTF-8 name, or move it out of the input's folder",
+                    path.display()
                 )));
-            }
-            ancestors.push(canonical);
-            let has_files = walk(&path, &child, ancestors, out)?;
-            ancestors.pop();
-            if has_files {
-                out.entries.push(format!("/{child}"));
+            };
+            let child = if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let is_link = entry.file_type().with_path("read", &path)?.is_symlink();
+            let target = if is_link {
+                match self.link_target(&path, &child)? {
+                    Some(target) => Some(target),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            let meta = fs::metadata(&path).with_path("read", &path)?;
+            if meta.is_dir() {
+                let canonical = match target {
+                    Some(target) => target,
+                    None => fs::canonicalize(&path).with_path("resolve", &path)?,
+                };
+                if ancestors.contains(&canonical) {
+                    return Err(Error::Usage(format!(
+                        "{}: symlink loop (points back to {})\n  fix: remove the symlink",
+                        path.display(),
+                        canonical.display()
+                    )));
+                }
+                if is_link {
+                    if let Some(first) = self.linked.get(&canonical) {
+                        self.out.warnings.push(format!(
+                            "input folder {}: `{child}` is a symlink to a folder already read through `{first}`; it is left out (a folder is read through one symlink at most)",
+                            self.root.display()
+                        ));
+                        continue;
+                    }
+                    self.linked.insert(canonical.clone(), child.clone());
+                }
+                ancestors.push(canonical);
+                let has_files = self.walk(&path, &child, ancestors)?;
+                ancestors.pop();
+                if has_files {
+                    self.out.entries.push(format!("/{child}"));
+                    any = true;
+                }
+            } else if meta.is_file() {
+                self.out.entries.push(format!("/{child}"));
+                self.out.files.push(child);
                 any = true;
             }
-        } else if meta.is_file() {
-            out.entries.push(format!("/{child}"));
-            out.files.push(child);
-            any = true;
+            // Sockets, fifos and devices are not data; the platform's upload skips them too.
         }
-        // Sockets, fifos and devices are not data; the platform's upload skips them too.
+        Ok(any)
     }
-    Ok(any)
+
+    /// Where the symlink `path` (repo path `child`) leads, when that is
+    /// inside the repo folder; `None` (and a warning) otherwise.
+    fn link_target(&mut self, path: &Path, child: &str) -> Result<Option<PathBuf>> {
+        let shown = fs::read_link(path)
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        let left_out = |why: &str| {
+            format!(
+                "input folder {}: `{child}` is a symlink to `{shown}`, {why}; it is left out",
+                self.root.display()
+            )
+        };
+        let warning = match fs::canonicalize(path) {
+            Err(_) => left_out("which does not exist"),
+            Ok(target) if !target.starts_with(&self.root) => {
+                left_out("outside the input folder (only what is inside is data)")
+            }
+            Ok(target) => return Ok(Some(target)),
+        };
+        self.out.warnings.push(warning);
+        Ok(None)
+    }
 }
 
 #[cfg(test)]
@@ -997,6 +1087,60 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[test]
+    fn symlinks_out_of_the_input_or_nowhere_are_left_out_with_a_warning() {
+        let r = repo(&["data/a.txt"]);
+        let outside = repo(&["secret.txt", "dir/f.txt"]);
+        let link = |target: &Path, name: &str| {
+            std::os::unix::fs::symlink(target, r.path().join(name)).unwrap()
+        };
+        link(Path::new("/proc/self/environ"), "data/environ");
+        link(&outside.path().join("secret.txt"), "data/secret");
+        link(&outside.path().join("dir"), "data/certs");
+        link(Path::new("../.."), "data/up");
+        link(Path::new("missing"), "data/gone");
+        link(Path::new("a.txt"), "data/alias");
+        let (d, warnings) =
+            plan_with_warnings(&pfs("A", "/*/*"), &repos(&[("A", r.path())])).unwrap();
+        assert_eq!(matched(&d), ["A:/data/a.txt", "A:/data/alias"]);
+        assert_eq!(warnings.len(), 5, "{warnings:#?}");
+        for name in ["environ", "secret", "certs", "up"] {
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.contains(&format!("`data/{name}`"))
+                        && w.contains("outside the input folder")),
+                "{name}: {warnings:#?}"
+            );
+        }
+        assert!(warnings
+            .iter()
+            .any(|w| w.contains("`data/gone`") && w.contains("does not exist")));
+    }
+
+    #[test]
+    fn a_folder_is_read_through_one_symlink_at_most() {
+        // Each level links twice to the next: followed naively, 2^24 paths.
+        let r = repo(&["l24/leaf.txt"]);
+        for level in 0..24 {
+            let dir = r.path().join(format!("l{level}"));
+            fs::create_dir_all(&dir).unwrap();
+            for name in ["x", "y"] {
+                std::os::unix::fs::symlink(
+                    r.path().join(format!("l{}", level + 1)),
+                    dir.join(name),
+                )
+                .unwrap();
+            }
+        }
+        let (d, warnings) = plan_with_warnings(&pfs("A", "/"), &repos(&[("A", r.path())])).unwrap();
+        let files = files(&d[0]);
+        assert!(files.len() <= 25, "{files:?}");
+        assert!(files.contains(&"l24/leaf.txt".to_string()), "{files:?}");
+        assert!(!warnings.is_empty());
+        assert!(warnings[0].contains("already read through"), "{warnings:?}");
+    }
+
     #[test]
     fn symlinks_are_followed_and_loops_refused() {
         let r = repo(&["real/x.txt"]);

@@ -75,6 +75,9 @@ impl JobKey {
             ("build", job.build_key),
             ("run-image", job.run_image_id),
             ("network", if job.network { "on" } else { "off" }),
+            // How datums are run: a harness that runs them differently
+            // (isolation, retries) does not reuse what an older one made.
+            ("worker", super::worker::WORKER_SCRIPT),
         ] {
             key.update(format!("\n{name}\0{}\0", value.len()).as_bytes());
             key.update(value.as_bytes());

@@ -46,6 +46,8 @@ pub struct Prepared {
     pub pipeline_name: String,
     pub source: SourceSet,
     pub datums: Vec<Datum>,
+    /// What the walks of the input folders left out, and why.
+    pub input_warnings: Vec<String>,
 }
 
 /// Checks the spec, selects the source and plans the datums. `repos` maps
@@ -67,7 +69,7 @@ pub fn prepare(
         }
     };
     let input = loaded.spec.input.clone().unwrap_or_default();
-    let datums = datum::plan(&input, repos)?;
+    let (datums, input_warnings) = datum::plan_with_warnings(&input, repos)?;
     let pipeline_name = loaded
         .spec
         .pipeline
@@ -80,6 +82,7 @@ pub fn prepare(
         pipeline_name,
         source,
         datums,
+        input_warnings,
     })
 }
 
@@ -437,7 +440,8 @@ pub async fn execute(
         }
         None => prepared.datums.iter().enumerate().collect(),
     };
-    let mut report = Report::new(prepared.source.warnings.clone());
+    let warnings = prepared.source.warnings.iter();
+    let mut report = Report::new(warnings.chain(&prepared.input_warnings).cloned().collect());
     report.has_build = prepared.resolved.has_build;
     let mut out = OutputDir::new(&options.scratch_dir)?;
 

@@ -54,7 +54,7 @@ pub const JOB_DIR: &str = "/.pachbuild/job";
 /// `<token> <datum> <exit code> <tries> <state>`, the state one of `ok`,
 /// `failed`, `timeout`, `oom` (the kernel killed a process of the try for
 /// memory), `recovered`, `stage`, `collect`.
-const WORKER_SCRIPT: &str = r#"token=$1
+pub(crate) const WORKER_SCRIPT: &str = r#"token=$1
 job=/.pachbuild/job
 cwd=$PWD
 ready=
@@ -90,7 +90,13 @@ stage() {
 # The worker's session: the command runs in a session of its own (setsid),
 # so that what it leaves running can be told apart and stopped.
 me=
-if [ -n "$sid" ] && read -r line </proc/$$/stat; then set -- ${line##*) }; me=$4; fi
+# Only in our containers (the engine's init is their first process): never
+# on a machine where this script would run by mistake.
+if [ -n "$sid" ] && read -r line </proc/1/comm && [ "$line" = docker-init ] &&
+  read -r line </proc/$$/stat; then
+  set -- ${line##*) }
+  me=$4
+fi
 # No process of a datum outlives it, as on the platform: after each try,
 # every process outside the container's first session (init and its idle
 # loop), the worker's, and sessions some other exec leads (a user's `docker

@@ -86,6 +86,9 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         for warning in &prepared.source.warnings {
             eprintln!("warning: {}: {warning}", prepared.source.root.display());
         }
+        for warning in &prepared.input_warnings {
+            eprintln!("warning: {warning}");
+        }
         if args.report.json {
             let json = harness::datum::to_json(&prepared.datums);
             println!(
