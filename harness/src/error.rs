@@ -71,6 +71,10 @@ pub enum Error {
     /// A pipeline phase, a datum or a fixture failed; the message says which.
     #[error("{0}")]
     Failed(String),
+
+    /// SIGINT or SIGTERM stopped the work (see [`crate::interrupt`]).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl Error {
@@ -80,6 +84,8 @@ impl Error {
             Error::Invalid { .. } | Error::Syntax { .. } | Error::Usage(_) => exit::BAD_INPUT,
             Error::NoEngine { .. } => exit::NO_ENGINE,
             Error::Engine { .. } | Error::Io { .. } | Error::Failed(_) => exit::FAILED,
+            // The shell's convention: 128 + the signal's number.
+            Error::Interrupted => 128 + i32::from(crate::interrupt::requested().unwrap_or(2)),
         }
     }
 

@@ -707,6 +707,7 @@ pub fn merge_dirs(outputs: &[(String, PathBuf)], dest: &Path, strict: bool) -> R
                 .with_path("read folder", &here)?;
             names.sort();
             for name in names {
+                crate::interrupt::check()?;
                 let rel = rel.join(name);
                 let (src, to) = (dir.join(&rel), dest.join(&rel));
                 let new_kind = leaf_kind(&src)?.unwrap_or("a file");

@@ -275,6 +275,7 @@ impl Walk<'_> {
             .with_path("cannot read folder", &here)?;
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
+            crate::interrupt::check()?;
             let rel = rel.join(entry.file_name());
             if entry.file_name().to_str().is_none() && !self.ignored(&rel) {
                 // The platform's paths are text; the upload would refuse it.

@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub mod process;
+pub mod proxy;
+
 use harness::engine::{Engine, RunId};
 
 /// The repository root.

@@ -7,12 +7,15 @@
 //! A custom test main builds the `shtest` builder once (ephemeral), runs the
 //! scenarios and prints `N passed, M failed`. An argument filters by name.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
+use e2e::process::{
+    assert_no_panic, gone_within, objects_of, run_id_of, run_until, signal, xtask_process,
+};
+use e2e::proxy::Proxy;
 use e2e::{ephemeral_runner, print_setup_line, repo_root, require_engine, TEST_PREFIX as PREFIX};
 use harness::engine::{Engine, RunId};
 
@@ -28,153 +31,6 @@ fn engine() -> (tokio::runtime::Runtime, Engine) {
     let rt = runtime();
     let engine = rt.block_on(require_engine());
     (rt, engine)
-}
-
-/// `xtask` as `e2e::xtask()` sets it up (session, no shared cache), but a
-/// plain process, so that the test can signal it and read it line by line.
-fn xtask_process(root: &Path) -> std::process::Command {
-    let mut command = std::process::Command::new(e2e::xtask_binary());
-    command
-        .current_dir(repo_root())
-        .env("PACHBUILD_ROOT", root)
-        .env_remove("PACHBUILD_CACHE_SCOPE")
-        .env_remove("DOCKER_HOST")
-        .env("PACHBUILD_CACHE_ENTRIES", "0")
-        .env(harness::engine::owner::SESSION_ENV, e2e::session())
-        .args(["--prefix", PREFIX])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-/// What a finished command said and how it ended.
-struct Outcome {
-    status: ExitStatus,
-    stderr: String,
-    /// When `on_marker` ran (the first line containing the marker).
-    acted_at: Option<Instant>,
-}
-
-impl Outcome {
-    fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-}
-
-/// Runs `command`; the first time a line of its stderr contains `marker`,
-/// calls `on_marker` with the process id. A command that never shows the
-/// marker is killed after `limit`.
-fn run_until(
-    mut command: std::process::Command,
-    marker: &str,
-    limit: Duration,
-    on_marker: impl FnOnce(u32) + Send + 'static,
-) -> Outcome {
-    let mut child = command.spawn().expect("xtask starts");
-    let pid = child.id();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            text.push_str(&line);
-            text.push('\n');
-        }
-        text
-    });
-    let marker = marker.to_string();
-    let acted = Arc::new(Mutex::new(None));
-    let acted_in = acted.clone();
-    let err_reader = std::thread::spawn(move || {
-        let mut on_marker = Some(on_marker);
-        let mut text = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            text.push_str(&line);
-            text.push('\n');
-            if line.contains(&marker) {
-                if let Some(act) = on_marker.take() {
-                    act(pid);
-                    *acted_in.lock().unwrap() = Some(Instant::now());
-                }
-            }
-        }
-        text
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stderr = err_reader.join().unwrap();
-    let stdout = out_reader.join().unwrap();
-    let acted_at = *acted.lock().unwrap();
-    Outcome {
-        status,
-        stderr: format!("{stderr}\n[stdout]\n{stdout}"),
-        acted_at,
-    }
-}
-
-fn signal(pid: u32, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{name} {pid}");
-}
-
-/// The run id a `cargo xtask run` printed on stderr.
-fn run_id_of(stderr: &str) -> String {
-    stderr
-        .lines()
-        .find_map(|l| {
-            l.rsplit_once("(run ")
-                .map(|(_, id)| id.trim_end_matches(')').to_string())
-        })
-        .unwrap_or_else(|| panic!("no run id in:\n{stderr}"))
-}
-
-/// Containers and volumes labelled with run `run`.
-fn objects_of(engine: &Engine, rt: &tokio::runtime::Runtime, run: &str) -> Vec<String> {
-    rt.block_on(async {
-        let found = engine
-            .find_labelled(&format!("io.pachbuild.run={run}"))
-            .await
-            .unwrap();
-        let mut all: Vec<String> = found
-            .containers
-            .into_iter()
-            .map(|(id, name)| format!("container {name} ({})", &id[..12]))
-            .collect();
-        all.extend(found.volumes.into_iter().map(|v| format!("volume {v}")));
-        all
-    })
-}
-
-/// Polls until `left()` is empty, for at most `limit`; returns what is left.
-fn gone_within(limit: Duration, mut left: impl FnMut() -> Vec<String>) -> Vec<String> {
-    let until = Instant::now() + limit;
-    loop {
-        let now = left();
-        if now.is_empty() || Instant::now() > until {
-            return now;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn assert_no_panic(stderr: &str) {
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
-        "a panic:\n{stderr}"
-    );
 }
 
 // ----- a pipeline whose build or datum is slow ---------------------------------
@@ -313,85 +169,6 @@ fn still_there(containers: &[String], images: &[String]) -> Vec<String> {
 fn remove_image(tag: &str) {
     let (rt, engine) = engine();
     rt.block_on(engine.remove_image(tag)).unwrap();
-}
-
-// ----- a proxy to the engine that the test can cut -----------------------------
-
-/// A TCP listener on loopback forwarding to the engine's socket. `cut`
-/// closes every connection and the listener (new ones are refused);
-/// `reopen` listens again on the same port.
-struct Proxy {
-    port: u16,
-    runtime: tokio::runtime::Runtime,
-    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl Proxy {
-    fn start() -> Proxy {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let proxy = Proxy {
-            port,
-            runtime,
-            tasks: Arc::default(),
-        };
-        proxy.serve(listener);
-        proxy
-    }
-
-    fn host(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
-    }
-
-    fn serve(&self, listener: tokio::net::TcpListener) {
-        let tasks = self.tasks.clone();
-        let accept = self.runtime.spawn(async move {
-            loop {
-                let Ok((mut tcp, _)) = listener.accept().await else {
-                    break;
-                };
-                let forward = tokio::spawn(async move {
-                    if let Ok(mut unix) =
-                        tokio::net::UnixStream::connect("/var/run/docker.sock").await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
-                    }
-                });
-                tasks.lock().unwrap().push(forward.abort_handle());
-            }
-        });
-        self.tasks.lock().unwrap().push(accept.abort_handle());
-    }
-
-    /// The engine goes away: every connection closes, new ones are refused.
-    fn cut(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-        // Let the aborted tasks drop their sockets (and the listener).
-        std::thread::sleep(Duration::from_millis(100));
-    }
-
-    fn reopen(&self) {
-        let listener = self
-            .runtime
-            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", self.port)))
-            .unwrap();
-        self.serve(listener);
-    }
-
-    /// A cutter to hand to [`run_until`].
-    fn cutter(self: &Arc<Self>) -> impl FnOnce(u32) + Send + 'static {
-        let proxy = self.clone();
-        move |_| proxy.cut()
-    }
 }
 
 /// The proxy itself works (else the cut tests prove nothing), is cut, and

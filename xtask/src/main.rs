@@ -31,6 +31,9 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(run(cli));
+    // After an interrupt, work on blocking threads (an archive being written)
+    // may still run: it is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     ExitCode::from(code as u8)
 }
 
@@ -67,58 +70,93 @@ fn version_line() -> &'static str {
 }
 
 async fn run(cli: Cli) -> i32 {
+    // Listening starts before any work: a signal during synchronous work
+    // (walking folders, hashing) is recorded at once, and that work checks
+    // for it (harness::interrupt), instead of the signal waiting for the
+    // next await or being lost.
+    let mut signals = listen_for_signals();
     let context = match Context::new(&cli.global) {
         Ok(c) => c,
         Err(e) => return report(&e),
     };
     let run_id = context.run.clone();
     let keep = cli.keeps_objects();
-    tokio::select! {
-        result = commands::dispatch(cli.command, &context) => match result {
-            Ok(code) => code,
-            Err(e) => report(&e),
-        },
-        signal = interrupted() => {
-            // The command's future has been dropped by now: its temporary
-            // folders are gone. Remove what it made on the engine too.
-            eprintln!("\ninterrupted ({signal}); cleaning up");
+    let finished = tokio::select! {
+        biased;
+        _ = signals.changed() => None,
+        result = commands::dispatch(cli.command, &context) => Some(result),
+    };
+    match (harness::interrupt::requested(), finished) {
+        (None, Some(Ok(code))) => code,
+        (None, Some(Err(e))) => report(&e),
+        (None, None) => exit::FAILED,
+        // The command's future has been dropped (or has returned) by now:
+        // its temporary folders are gone. Remove what it made on the engine.
+        (Some(number), _) => {
+            let name = if number == 15 { "SIGTERM" } else { "SIGINT" };
+            eprintln!("\ninterrupted ({name}); cleaning up");
             if !keep {
-                match harness::engine::Engine::connect().await {
-                    Ok(engine) => {
-                        if let Err(e) = engine.clean_up_run(&run_id).await {
-                            eprintln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean --run {run_id}` to finish it");
-                        }
-                    }
-                    Err(e) => eprintln!(
-                        "warning: clean-up impossible: {e}\n  what run {run_id} made on the engine may be left: once it is back, `cargo xtask clean --run {run_id}` removes it"
-                    ),
-                }
+                clean_up_after_interrupt(&run_id).await;
             }
             // The shell's convention: 128 + the signal's number.
-            match signal {
-                "SIGTERM" => 143,
-                _ => 130,
-            }
+            128 + i32::from(number)
         }
     }
+}
+
+async fn clean_up_after_interrupt(run_id: &harness::engine::RunId) {
+    if harness::engine::engine_unresponsive() {
+        eprintln!(
+            "warning: clean-up impossible: the engine does not answer\n  what run {run_id} made on the engine may be left: once it answers, `cargo xtask clean --run {run_id}` removes it"
+        );
+        return;
+    }
+    match harness::engine::Engine::connect().await {
+        Ok(engine) => {
+            if let Err(e) = engine.clean_up_run(run_id).await {
+                eprintln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean --run {run_id}` to finish it");
+            }
+        }
+        Err(e) => eprintln!(
+            "warning: clean-up impossible: {e}\n  what run {run_id} made on the engine may be left: once it is back, `cargo xtask clean --run {run_id}` removes it"
+        ),
+    }
+}
+
+/// Records SIGINT and SIGTERM in `harness::interrupt` as they arrive (on a
+/// task of their own, so even a busy command's thread does not delay them)
+/// and signals the receiver. A second signal ends the process at once.
+fn listen_for_signals() -> tokio::sync::watch::Receiver<u8> {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    async fn next(signal: &mut Option<Signal>) {
+        match signal {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    let (sender, receiver) = tokio::sync::watch::channel(0u8);
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    tokio::spawn(async move {
+        loop {
+            let number: u8 = tokio::select! {
+                _ = next(&mut interrupt) => 2,
+                _ = next(&mut terminate) => 15,
+            };
+            if harness::interrupt::requested().is_some() {
+                eprintln!("\ninterrupted again: stopping without cleaning up");
+                std::process::exit(128 + i32::from(number));
+            }
+            harness::interrupt::request(number);
+            let _ = sender.send(number);
+        }
+    });
+    receiver
 }
 
 fn report(e: &harness::Error) -> i32 {
     eprintln!("error: {e}");
     e.exit_code()
-}
-
-async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    }
 }

@@ -3,6 +3,7 @@
 //! packages with `mmdebstrap` and import it through the engine.
 
 use std::fmt;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -184,16 +185,18 @@ async fn make_debian_base(
     })?;
     // mmdebstrap's own scratch folders go inside ours, so an interrupted run
     // leaves nothing in /tmp.
-    let scratch = tempfile::Builder::new()
-        .prefix("pachbuild-base-")
-        .tempdir()
-        .map_err(|e| {
-            Error::io(
-                "cannot create a temporary folder in",
-                std::env::temp_dir(),
-                e,
-            )
-        })?;
+    let scratch = Scratch(Some(
+        tempfile::Builder::new()
+            .prefix("pachbuild-base-")
+            .tempdir()
+            .map_err(|e| {
+                Error::io(
+                    "cannot create a temporary folder in",
+                    std::env::temp_dir(),
+                    e,
+                )
+            })?,
+    ));
     let tarball = scratch.path().join("rootfs.tar");
     let mut command = tokio::process::Command::new(mmdebstrap);
     command
@@ -222,6 +225,9 @@ async fn make_debian_base(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // A group of its own: on an interrupt the whole group (apt, dpkg,
+        // the hooks) is stopped, not only mmdebstrap itself.
+        .process_group(0)
         .kill_on_drop(true);
     log(&format!(
         "making {image} from Debian {} ({} packages) with mmdebstrap",
@@ -229,6 +235,9 @@ async fn make_debian_base(
         recipe.packages.len()
     ));
     let mut child = command.spawn().with_path("cannot run", "mmdebstrap")?;
+    // Declared after `scratch`, so dropped first: the group is gone before
+    // its folder is removed.
+    let _group = child.id().map(ProcessGroup);
     let stderr = child.stderr.take().expect("stderr is piped");
     let mut lines = BufReader::new(stderr).lines();
     let mut tail: Vec<String> = Vec::new();
@@ -273,6 +282,64 @@ async fn make_debian_base(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     engine.import_rootfs(rootfs, image, &labels, &env).await
+}
+
+/// A process group that is stopped when dropped (SIGTERM, then SIGKILL to
+/// what is left after 5 s): an interrupted base leaves no process behind.
+struct ProcessGroup(u32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        use nix::sys::signal::{killpg, Signal};
+        use nix::unistd::Pid;
+        let group = Pid::from_raw(self.0 as i32);
+        if killpg(group, Signal::SIGTERM).is_err() {
+            return; // already gone
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        // Signal 0 asks only whether any member is left.
+        while killpg(group, None).is_ok() {
+            if std::time::Instant::now() > deadline {
+                let _ = killpg(group, Signal::SIGKILL);
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// mmdebstrap's scratch folder, removed when dropped unless it still holds
+/// a file system mmdebstrap mounted and could not unmount (it was killed):
+/// nothing is removed through a mount; the folder is kept, and said.
+struct Scratch(Option<tempfile::TempDir>);
+
+impl Scratch {
+    fn path(&self) -> &Path {
+        self.0
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(Path::new("/nonexistent"))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let Some(dir) = self.0.take() else { return };
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mounted = mounts
+            .lines()
+            .filter_map(|line| line.split(' ').nth(4))
+            .any(|point| Path::new(point).starts_with(dir.path()));
+        if mounted {
+            let kept = dir.keep();
+            eprintln!(
+                "warning: {0} still holds file systems mmdebstrap mounted; it is left: \
+                 `umount -R {0}`, then `rm -rf {0}`",
+                kept.display()
+            );
+        }
+    }
 }
 
 /// The path of an executable on `PATH`.

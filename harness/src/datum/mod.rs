@@ -728,6 +728,7 @@ impl Walk {
         }
         let mut any = false;
         for entry in fs::read_dir(dir).with_path("read folder", dir)? {
+            crate::interrupt::check()?;
             let entry = entry.with_path("read folder", dir)?;
             let path = entry.path();
             let file_name = entry.file_name();

@@ -26,8 +26,14 @@ use tokio::io::AsyncWriteExt;
 use crate::error::{Error, Result};
 
 pub use labels::{Labels, RunId, LABEL_EPHEMERAL, LABEL_KIND, LABEL_MANAGED, LABEL_RUN};
-pub use owned::Owned;
+pub use owned::{engine_unresponsive, Owned};
 pub use registry::PushAuth;
+
+/// How long a request may wait for the engine's answer to begin.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The same for requests that send a large body first.
+const BULK_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Where bollard looks when `DOCKER_HOST` is unset.
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
@@ -35,9 +41,39 @@ const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 /// A connected engine.
 #[derive(Clone)]
 pub struct Engine {
+    /// For requests the engine answers at once: a stalled engine (one that
+    /// accepts connections and never answers) fails them after
+    /// [`REQUEST_TIMEOUT`] instead of hanging.
     docker: Docker,
+    /// For requests whose answer comes only once a large body is sent
+    /// (uploads, image imports and builds).
+    bulk: Docker,
     host: String,
+    /// The stdin of each container this process started (see
+    /// [`Engine::start_container`]), by id.
+    lifelines: std::sync::Arc<std::sync::Mutex<HashMap<String, Lifeline>>>,
 }
+
+/// A container's attached stdin. The container's first process reads it
+/// and ends, stopping the container, when it closes: when the container is
+/// removed, and also when this process dies without removing it (a SIGKILL,
+/// a crash), so that nothing runaway outlives the run.
+struct Lifeline {
+    input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    /// The attach's output half; held so the connection stays open.
+    _output: std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<Item = std::result::Result<LogOutput, bollard::errors::Error>>
+                + Send,
+        >,
+    >,
+}
+
+/// The first process of every container: it idles while its stdin (the
+/// lifeline) is open, and keeps idling after `keep` (`--keep`: the container
+/// outlives the run for debugging). Shell builtins and `sleep` only.
+const IDLE_SCRIPT: &str =
+    "while read -r word; do if [ \"$word\" = keep ]; then while :; do sleep 3600; done; fi; done";
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -189,7 +225,11 @@ fn engine_err(operation: &str, object: &str, e: bollard::errors::Error) -> Error
             _ => message,
         },
         B::DockerStreamError { error } => error,
-        B::RequestTimeoutError => "the engine did not answer in time".to_string(),
+        B::RequestTimeoutError => format!(
+            "the engine did not answer within {} s (it is stalled or overloaded; `docker info` \
+             tells whether it answers at all)",
+            REQUEST_TIMEOUT.as_secs()
+        ),
         // hyper's wording says nothing to a user; say what it means.
         B::HyperLegacyError { err } if err.is_connect() => {
             "cannot connect to the engine (it went away, or nothing listens there)".to_string()
@@ -245,7 +285,7 @@ impl Engine {
         }
         let docker = Docker::connect_with_host(&host)
             .map_err(|e| no_engine(e.to_string()))?
-            .with_timeout(Duration::from_secs(3600));
+            .with_timeout(REQUEST_TIMEOUT);
         // A short ping first, so that a dead engine costs seconds, not minutes.
         match tokio::time::timeout(Duration::from_secs(10), docker.ping()).await {
             Ok(Ok(_)) => {}
@@ -265,7 +305,13 @@ impl Engine {
             .negotiate_version()
             .await
             .map_err(|e| no_engine(format!("API version negotiation failed: {e}")))?;
-        Ok(Engine { docker, host })
+        let bulk = docker.clone().with_timeout(BULK_REQUEST_TIMEOUT);
+        Ok(Engine {
+            docker,
+            bulk,
+            host,
+            lifelines: Default::default(),
+        })
     }
 
     /// Where this engine was reached.
@@ -367,7 +413,7 @@ impl Engine {
             changes,
             ..Default::default()
         };
-        let mut stream = self.docker.create_image(
+        let mut stream = self.bulk.create_image(
             Some(options),
             Some(bollard::body_full(Bytes::from(rootfs))),
             None,
@@ -402,7 +448,7 @@ impl Engine {
             labels: Some(labels.to_hash_map()),
             ..Default::default()
         };
-        let mut stream = self.docker.build_image(
+        let mut stream = self.bulk.build_image(
             options,
             None,
             Some(bollard::body_full(Bytes::from(context))),
@@ -479,9 +525,12 @@ impl Engine {
         let name = format!("{}-{}", spec.name_hint, spec.labels.run_id().unwrap_or("x"));
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            // Idle until removed; the shell loop needs only `sh` and `sleep`.
+            // Idle until removed, or until this process is gone.
             entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
-            cmd: Some(vec!["while :; do sleep 3600; done".into()]),
+            cmd: Some(vec![IDLE_SCRIPT.into()]),
+            open_stdin: Some(true),
+            stdin_once: Some(true),
+            attach_stdin: Some(true),
             env: Some(spec.env.clone()),
             labels: Some(spec.labels.to_hash_map()),
             network_disabled: Some(!spec.network),
@@ -538,6 +587,31 @@ impl Engine {
             .await
             .map_err(|e| engine_err("create a container from image", &spec.image, e))?;
         let id = created.id;
+        // Attached before the start, so that there is no moment when the
+        // container runs without its lifeline.
+        let attach = q::AttachContainerOptions {
+            stdin: true,
+            stream: true,
+            ..Default::default()
+        };
+        let attached = match self.docker.attach_container(&id, Some(attach)).await {
+            Ok(attached) => attached,
+            Err(e) => {
+                let _ = self.remove_container(&id).await;
+                return Err(engine_err(
+                    "attach to a container from image",
+                    &spec.image,
+                    e,
+                ));
+            }
+        };
+        self.lifelines_lock().insert(
+            id.clone(),
+            Lifeline {
+                input: attached.input,
+                _output: attached.output,
+            },
+        );
         if let Err(e) = self
             .docker
             .start_container(&id, None::<q::StartContainerOptions>)
@@ -549,13 +623,35 @@ impl Engine {
         Ok(id)
     }
 
+    fn lifelines_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Lifeline>> {
+        // A panic elsewhere while it was held leaves the map usable.
+        self.lifelines.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lets the container `id` outlive this process (`--keep`): its first
+    /// process idles on when its lifeline closes.
+    pub async fn keep_alive(&self, id: &str) {
+        let lifeline = self.lifelines_lock().remove(id);
+        if let Some(mut lifeline) = lifeline {
+            let _ = lifeline.input.write_all(b"keep\n").await;
+            let _ = lifeline.input.flush().await;
+            // Give the line time to arrive before the connection closes.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Forgets the lifeline of a container that is gone (or going).
+    pub fn drop_lifeline(&self, id: &str) {
+        self.lifelines_lock().remove(id);
+    }
+
     /// Unpacks a tar archive into the container at `path` (which must exist).
     pub async fn upload(&self, container: &str, path: &str, tar: Vec<u8>) -> Result<()> {
         let options = q::UploadToContainerOptions {
             path: path.to_string(),
             ..Default::default()
         };
-        self.docker
+        self.bulk
             .upload_to_container(
                 container,
                 Some(options),
@@ -572,7 +668,7 @@ impl Engine {
             path: path.to_string(),
             ..Default::default()
         };
-        self.docker
+        self.bulk
             .upload_to_container(container, Some(options), bollard::body_try_stream(tar))
             .await
             .map_err(|e| upload_err(path, container, e))
@@ -765,11 +861,13 @@ impl Engine {
             v: true,
             ..Default::default()
         };
-        match self.docker.remove_container(container, Some(options)).await {
+        let removed = match self.docker.remove_container(container, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(engine_err("remove container", short(container), e)),
-        }
+        };
+        self.drop_lifeline(container);
+        removed
     }
 
     // ----- volumes --------------------------------------------------------

@@ -3,7 +3,18 @@
 //! panic, an interrupt that drops the running command), unless it was kept
 //! for debugging (`--keep`) or handed on (a cache entry).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::{Engine, VolumeRemoval};
+
+/// Set when a removal found the engine not answering: the objects dropped
+/// after it are not tried again (each try waits for a connection to fail).
+static ENGINE_UNRESPONSIVE: AtomicBool = AtomicBool::new(false);
+
+/// Whether a removal of this process found the engine not answering.
+pub fn engine_unresponsive() -> bool {
+    ENGINE_UNRESPONSIVE.load(Ordering::SeqCst)
+}
 use crate::error::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +90,9 @@ impl Owned {
                 Kind::Volume => "volume",
             };
             let role = self.role;
+            if self.kind == Kind::Container {
+                self.engine.keep_alive(&self.id).await;
+            }
             let id = self.release();
             kept.push(match (self_kind_is_container(what), role) {
                 (true, Some(role)) => format!(
@@ -116,6 +130,16 @@ impl Drop for Owned {
         // Drop cannot await, and the runtime may be shutting down: remove
         // on a thread of its own with a fresh connection, and wait for it.
         let (host, kind, id) = (self.engine.host().to_string(), self.kind, self.id.clone());
+        let what = match kind {
+            Kind::Container => "container",
+            Kind::Volume => "volume",
+        };
+        if ENGINE_UNRESPONSIVE.load(Ordering::SeqCst) {
+            // Asked once already (10 s): each object need not wait again.
+            eprintln!("warning: cannot remove {what} {id}: the engine at {host} does not answer");
+            self.engine.drop_lifeline(&self.id);
+            return;
+        }
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -131,16 +155,16 @@ impl Drop for Owned {
                         }
                     }
                     Err(_) => {
-                        let what = match kind {
-                            Kind::Container => "container",
-                            Kind::Volume => "volume",
-                        };
+                        ENGINE_UNRESPONSIVE.store(true, Ordering::SeqCst);
                         eprintln!("warning: cannot remove {what} {id}: the engine at {host} does not answer");
                     }
                 }
             });
         })
         .join();
+        if self.kind == Kind::Container {
+            self.engine.drop_lifeline(&self.id);
+        }
     }
 }
 

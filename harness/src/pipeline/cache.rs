@@ -68,6 +68,7 @@ pub fn cache_key(source: &SourceSet, builder_image_id: &str) -> Result<CacheKey>
         let mut content = Sha256::new();
         let mut size = 0u64;
         loop {
+            crate::interrupt::check()?;
             let n = file.read(&mut buf).with_path("read", &path)?;
             if n == 0 {
                 break;

@@ -237,6 +237,7 @@ fn hash_file(path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
+        crate::interrupt::check()?;
         let n = file.read(&mut buf).with_path("read", path)?;
         if n == 0 {
             break;
