@@ -5,40 +5,37 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::Problem;
+use crate::image_ref::ImageRef;
 
 /// An image must carry a tag other than `latest` (or a digest).
 pub(super) fn check_pinned(path: &Path, line: usize, image: &str, problems: &mut Vec<Problem>) {
     if image == "scratch" || image.is_empty() {
         return;
     }
-    match image_tag(image) {
-        None => problems.push(Problem::new(
-            path,
-            Some(line),
-            "pinned-images",
+    let reference = ImageRef::parse(image);
+    if reference.is_pinned() {
+        return;
+    }
+    // Not pinned: no tag, or `latest` (a digest or another tag would pin it).
+    let (message, fix) = match reference.tag() {
+        None => (
             format!("the image `{image}` has no tag: a rebuild later may get a different image"),
             format!("pin it to a version, e.g. `{image}:<version>`, or to a digest"),
-        )),
-        Some("latest") => problems.push(Problem::new(
-            path,
-            Some(line),
-            "pinned-images",
+        ),
+        Some(_) => (
             format!(
                 "the image `{image}` is tagged `latest`: a rebuild later may get a different image"
             ),
-            "pin it to a version tag or a digest instead of `latest`",
-        )),
-        Some(_) => {}
-    }
-}
-
-/// The tag of an image reference (a digest counts as one).
-fn image_tag(image: &str) -> Option<&str> {
-    if let Some((_, digest)) = image.split_once('@') {
-        return Some(digest);
-    }
-    let last = image.rsplit('/').next().unwrap_or(image);
-    last.split_once(':').map(|(_, tag)| tag)
+            "pin it to a version tag or a digest instead of `latest`".to_string(),
+        ),
+    };
+    problems.push(Problem::new(
+        path,
+        Some(line),
+        "pinned-images",
+        message,
+        fix,
+    ));
 }
 
 /// Any `:latest` on a line that is not a comment (and not reported yet).
