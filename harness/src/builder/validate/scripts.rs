@@ -1,7 +1,7 @@
 //! The checks of `build.sh` and `run.sh`: exec bit, an `sh` shebang,
 //! `set -e`, arguments forwarded (`run.sh`), `run.sh` copied into
 //! `/pfs/out` (`build.sh`). The platform runs both with `sh`, so they are
-//! read as POSIX sh (with [`super::shell`]).
+//! read as POSIX sh (with `super::shell`).
 
 use std::collections::HashMap;
 use std::path::Path;
