@@ -7,6 +7,7 @@ pub mod datum;
 pub mod engine;
 pub mod error;
 pub mod fixture;
+pub mod image_ref;
 pub mod interrupt;
 pub mod output;
 pub mod pipeline;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::image_ref::{self, ImageRef};
 
 /// The file name of a builder's metadata, inside its folder.
 pub const METADATA_FILE: &str = "builder.yaml";
@@ -141,7 +142,7 @@ impl BuilderMeta {
                 "is empty".into(),
                 "name a pinned upstream image, e.g. `debian:bookworm-slim`",
             );
-        } else if image_tag(upstream).is_none_or(|t| t == "latest") {
+        } else if !ImageRef::parse(upstream).is_pinned() {
             bad(
                 "base.upstream",
                 format!("{upstream:?} is not pinned to a tag"),
@@ -182,12 +183,12 @@ impl BuilderMeta {
 
     /// Where this builder's base image lives: `<prefix>/base-<language>:<suite>`.
     pub fn base_image(&self, prefix: &str) -> String {
-        format!("{prefix}/base-{}:{}", self.language, self.base.debian.suite)
+        image_ref::base_image(prefix, &self.language, &self.base.debian.suite)
     }
 
     /// The builder's own image: `<prefix>/<language>-build:<version>`.
     pub fn builder_image(&self, prefix: &str) -> String {
-        format!("{prefix}/{}-build:{}", self.language, self.version)
+        image_ref::builder_image(prefix, &self.language, &self.version)
     }
 }
 
@@ -244,15 +245,6 @@ fn is_tag(tag: &str) -> bool {
         && tag
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
-
-/// The tag of an image reference, if it has one (a digest counts as pinned).
-fn image_tag(image: &str) -> Option<&str> {
-    if let Some((_, digest)) = image.split_once('@') {
-        return Some(digest);
-    }
-    let last = image.rsplit('/').next().unwrap_or(image);
-    last.split_once(':').map(|(_, tag)| tag)
 }
 
 #[cfg(test)]
@@ -364,10 +356,19 @@ checks:
     }
 
     #[test]
-    fn pinned_tags() {
-        assert_eq!(image_tag("python:3.11"), Some("3.11"));
-        assert_eq!(image_tag("localhost:5000/python"), None);
-        assert_eq!(image_tag("golang:latest"), Some("latest"));
-        assert!(image_tag("debian@sha256:abc").is_some());
+    fn the_upstream_base_must_be_pinned() {
+        let mut meta = sample();
+        for pinned in [
+            "python:3.11",
+            "debian@sha256:abc",
+            "localhost:5000/python:3",
+        ] {
+            meta.base.upstream = pinned.into();
+            assert!(meta.problems(Path::new("b")).is_empty(), "{pinned}");
+        }
+        for loose in ["python", "golang:latest", "localhost:5000/python"] {
+            meta.base.upstream = loose.into();
+            assert_eq!(meta.problems(Path::new("b")).len(), 1, "{loose}");
+        }
     }
 }

@@ -24,6 +24,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
+use crate::image_ref::ImageRef;
 
 pub use labels::{Labels, RunId, LABEL_EPHEMERAL, LABEL_KIND, LABEL_MANAGED, LABEL_RUN};
 pub use owned::{engine_unresponsive, Owned};
@@ -367,7 +368,7 @@ impl Engine {
     /// Pulls an image from its registry. Gives up after `timeout`, so that
     /// an unreachable registry costs seconds.
     pub async fn pull(&self, image: &str, timeout: Duration) -> Result<()> {
-        let (name, tag) = split_tag(image);
+        let (name, tag) = ImageRef::parse(image).repo_and_tag();
         let options = q::CreateImageOptions {
             from_image: Some(name.to_string()),
             tag: Some(tag.to_string()),
@@ -396,7 +397,7 @@ impl Engine {
         labels: &Labels,
         env: &[(String, String)],
     ) -> Result<String> {
-        let (name, tag) = split_tag(image);
+        let (name, tag) = ImageRef::parse(image).repo_and_tag();
         let mut changes: Vec<String> = labels
             .iter()
             .map(|(k, v)| format!("LABEL {k}={}", quote_change(v)))
@@ -1141,16 +1142,6 @@ fn build_failed(tag: &str, detail: &str, last_lines: &[String]) -> Error {
     }
 }
 
-/// `name[:tag]` → (name, tag), with `latest` when no tag is given (a port in
-/// a registry host is not a tag).
-pub fn split_tag(image: &str) -> (&str, &str) {
-    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[last_slash..].rfind(':') {
-        Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
-        None => (image, "latest"),
-    }
-}
-
 /// Values in import `changes` are Dockerfile syntax; quote them as JSON strings.
 fn quote_change(value: &str) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into())
@@ -1182,20 +1173,6 @@ fn unique_name(base: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_tags() {
-        assert_eq!(split_tag("python:3.11"), ("python", "3.11"));
-        assert_eq!(split_tag("python"), ("python", "latest"));
-        assert_eq!(
-            split_tag("localhost:5000/a/b"),
-            ("localhost:5000/a/b", "latest")
-        );
-        assert_eq!(
-            split_tag("localhost:5000/a/b:1"),
-            ("localhost:5000/a/b", "1")
-        );
-    }
 
     #[test]
     fn change_values_are_quoted() {

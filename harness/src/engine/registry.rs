@@ -8,8 +8,9 @@ use bollard::auth::DockerCredentials;
 use bollard::query_parameters as q;
 use futures_util::StreamExt;
 
-use super::{engine_err, split_tag, Engine};
+use super::{engine_err, Engine};
 use crate::error::{Error, Result};
+use crate::image_ref::ImageRef;
 
 /// A push that reports nothing for this long is taken as stuck.
 const PUSH_STALL: Duration = Duration::from_secs(300);
@@ -36,7 +37,7 @@ impl Engine {
     /// Gives the image `source` (a name or id) the reference `target`
     /// (`repo:tag`).
     pub async fn tag_image(&self, source: &str, target: &str) -> Result<()> {
-        let (repo, tag) = split_tag(target);
+        let (repo, tag) = ImageRef::parse(target).repo_and_tag();
         let options = q::TagImageOptions {
             repo: Some(repo.to_string()),
             tag: Some(tag.to_string()),
@@ -131,7 +132,7 @@ impl Engine {
         auth: Option<&PushAuth>,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<String> {
-        let (repo, tag) = split_tag(reference);
+        let (repo, tag) = ImageRef::parse(reference).repo_and_tag();
         let credentials = auth.map(|a| DockerCredentials {
             username: Some(a.username.clone()),
             password: Some(a.password.clone()),

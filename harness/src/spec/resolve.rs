@@ -53,7 +53,7 @@ pub fn resolve(
     let language = non_empty(&build.language).map(str::to_string);
     let builder_image = match &language {
         Some(lang) => match version_of(lang) {
-            Some(version) => official_image(image_prefix, lang, &version),
+            Some(version) => crate::image_ref::builder_image(image_prefix, lang, &version),
             None => {
                 return Err(Error::invalid(
                     file,
@@ -119,16 +119,6 @@ fn ordinary(loaded: &LoadedSpec) -> Result<Resolved> {
         language: None,
         has_build: false,
     })
-}
-
-/// `<prefix>/<language>-build:<version>`; no prefix gives `<language>-build:<version>`.
-pub fn official_image(prefix: &str, language: &str, version: &str) -> String {
-    let prefix = prefix.trim_end_matches('/');
-    if prefix.is_empty() {
-        format!("{language}-build:{version}")
-    } else {
-        format!("{prefix}/{language}-build:{version}")
-    }
 }
 
 /// The folder of the source: `transform.build.path` (default `.`) against the
@@ -271,11 +261,6 @@ mod tests {
 
     #[test]
     fn image_prefix_forms() {
-        assert_eq!(official_image("", "go", "1"), "go-build:1");
-        assert_eq!(
-            official_image("reg:5000/ns/", "go", "1"),
-            "reg:5000/ns/go-build:1"
-        );
         let l = loaded(&format!("{BASE}transform:\n  build: {{language: go}}\n"));
         assert_eq!(
             resolve(&l, "", versions).unwrap().builder_image,
