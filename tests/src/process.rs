@@ -13,6 +13,11 @@ use harness::engine::Engine;
 /// `xtask` as `e2e::xtask()` sets it up (session, no shared cache), but a
 /// plain process, so that the test can signal it and read it line by line.
 pub fn xtask_process(root: &Path) -> std::process::Command {
+    xtask_process_with_prefix(root, crate::TEST_PREFIX)
+}
+
+/// [`xtask_process`] with image names under `prefix`.
+pub fn xtask_process_with_prefix(root: &Path, prefix: &str) -> std::process::Command {
     let mut command = std::process::Command::new(crate::xtask_binary());
     command
         .current_dir(crate::repo_root())
@@ -21,7 +26,7 @@ pub fn xtask_process(root: &Path) -> std::process::Command {
         .env_remove("DOCKER_HOST")
         .env("PACHBUILD_CACHE_ENTRIES", "0")
         .env(harness::engine::owner::SESSION_ENV, crate::session())
-        .args(["--prefix", crate::TEST_PREFIX])
+        .args(["--prefix", prefix])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -855,6 +855,19 @@ impl Engine {
         }
     }
 
+    /// Whether the container runs (false when it stopped or is gone).
+    pub async fn container_running(&self, container: &str) -> Result<bool> {
+        match self
+            .docker
+            .inspect_container(container, None::<q::InspectContainerOptions>)
+            .await
+        {
+            Ok(found) => Ok(found.state.and_then(|s| s.running).unwrap_or(false)),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(engine_err("inspect container", short(container), e)),
+        }
+    }
+
     /// Removes a container, running or not; one already gone is not an error.
     pub async fn remove_container(&self, container: &str) -> Result<()> {
         let options = q::RemoveContainerOptions {
