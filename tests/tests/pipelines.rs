@@ -105,7 +105,7 @@ fn every_pipeline_fixture_passes() {
     command
         .assert()
         .success()
-        .stdout(predicate::str::contains("17 passed, 0 failed"));
+        .stdout(predicate::str::contains("18 passed, 0 failed"));
 }
 
 fn a_wrong_expected_output_fails_with_a_diff() {
