@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::builder::meta::BuilderMeta;
 use crate::engine::{Engine, Labels, RunId};
 use crate::error::{Error, IoContext, Result};
+use crate::progress::Event;
 
 /// Label holding the Debian recipe's hash on a base made from it.
 pub const LABEL_RECIPE_HASH: &str = "io.pachbuild.recipe-hash";
@@ -106,6 +107,21 @@ pub async fn provide(
     options: &BaseOptions,
     log: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Base> {
+    let provided = provide_base(engine, meta, options, log).await;
+    if !provided.as_ref().is_ok_and(|b| b.reused) {
+        engine.progress().emit(Event::BaseDone {
+            builder: meta.language.clone(),
+        });
+    }
+    provided
+}
+
+async fn provide_base(
+    engine: &Engine,
+    meta: &BuilderMeta,
+    options: &BaseOptions,
+    log: &mut (dyn FnMut(&str) + Send),
+) -> Result<Base> {
     let recipe_image = meta.base_image(&options.prefix);
     let hash = meta.base.debian.hash();
 
@@ -137,6 +153,10 @@ pub async fn provide(
             });
         }
         log(&format!("pulling {upstream}"));
+        engine.progress().emit(Event::BasePhase {
+            builder: meta.language.clone(),
+            phase: format!("pulling {upstream}"),
+        });
         match engine.pull(upstream, PULL_TIMEOUT).await {
             Ok(()) => {
                 let id = engine
@@ -202,7 +222,7 @@ async fn make_debian_base(
     command
         .arg(format!("--variant={}", recipe.variant))
         .arg("--format=tar")
-        .arg("--quiet")
+        // Not --quiet: its `I: ...` lines say which phase it is in.
         // Documentation and translations are dead weight in an image.
         .arg("--dpkgopt=path-exclude=/usr/share/doc/*")
         .arg("--dpkgopt=path-exclude=/usr/share/man/*")
@@ -242,6 +262,12 @@ async fn make_debian_base(
     let mut lines = BufReader::new(stderr).lines();
     let mut tail: Vec<String> = Vec::new();
     while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(phase) = line.strip_prefix("I: ") {
+            engine.progress().emit(Event::BasePhase {
+                builder: meta.language.clone(),
+                phase: phase.trim_end_matches("...").to_string(),
+            });
+        }
         tail.push(line);
         if tail.len() > 30 {
             tail.remove(0);
@@ -260,6 +286,10 @@ async fn make_debian_base(
                 .join("\n")
         )));
     }
+    engine.progress().emit(Event::BasePhase {
+        builder: meta.language.clone(),
+        phase: format!("importing as {image}"),
+    });
     let rootfs = std::fs::read(&tarball).with_path("cannot read", &tarball)?;
     log(&format!(
         "importing {} MB as {image}",

@@ -348,6 +348,7 @@ impl StagedRun {
             cache: Default::default(),
             scratch_dir: std::env::temp_dir(),
             datums: Default::default(),
+            progress: Default::default(),
         };
         StagedRun {
             side,
