@@ -1225,7 +1225,7 @@ impl Drop for Timed {
     fn drop(&mut self) {
         if let Some((operation, object)) = &self.call {
             let ms = self.started.elapsed().as_secs_f64() * 1000.0;
-            tracing::debug!(target: "harness::engine", "{operation} {object}: {ms:.1} ms");
+            tracing::debug!(target: "harness::engine", "engine: {operation} {object}: {ms:.1} ms");
         }
     }
 }
