@@ -166,11 +166,16 @@ fn a_terminal_gets_bars() {
     let shown = strip_ansi(&text);
     assert!(shown.contains("fixtures ["), "no fixtures bar:\n{shown}");
     assert!(
-        shown.contains(" hello build phase") || shown.contains("hello [") || shown.contains(" hello run phase"),
+        shown.contains(" hello build phase")
+            || shown.contains("hello [")
+            || shown.contains(" hello run phase"),
         "no bar of the fixture:\n{shown}"
     );
     // On a terminal the words people look for are colored.
-    assert!(text.contains("\u{1b}[32mPASS\u{1b}[0m shtest/hello"), "{text:?}");
+    assert!(
+        text.contains("\u{1b}[32mPASS\u{1b}[0m shtest/hello"),
+        "{text:?}"
+    );
     // The lines printed around the bars stay whole.
     assert!(text.contains("BUILDER  FIXTURE"), "{text}");
     assert!(text.trim_end().ends_with("1 passed, 0 failed"), "{text:?}");
@@ -192,7 +197,9 @@ fn piped_output_is_plain() {
     assert_plain("stderr", &stderr);
     assert!(stderr.contains("datum 1/6"), "{stderr}");
     assert!(
-        stderr.lines().any(|l| l.contains("DEBUG engine: start container") && l.ends_with(" ms")),
+        stderr
+            .lines()
+            .any(|l| l.contains("DEBUG engine: start container") && l.ends_with(" ms")),
         "{stderr}"
     );
 
@@ -202,7 +209,10 @@ fn piped_output_is_plain() {
     let (code, stdout, stderr) = piped(colored);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("\u{1b}[32mPASS\u{1b}[0m"), "{stdout:?}");
-    assert!(!stdout.contains('\r') && !stderr.contains('\r'), "{stderr:?}");
+    assert!(
+        !stdout.contains('\r') && !stderr.contains('\r'),
+        "{stderr:?}"
+    );
 }
 
 fn ci_quiet_and_no_color_draw_nothing_on_a_terminal() {

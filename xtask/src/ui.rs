@@ -34,14 +34,12 @@ pub struct Settings {
 }
 
 /// A line printed through the UI (stdout).
-
 macro_rules! outln {
     () => { $crate::ui::ui().out("") };
     ($($arg:tt)*) => { $crate::ui::ui().out(&format!($($arg)*)) };
 }
 
 /// A line printed through the UI (stderr).
-
 macro_rules! errln {
     () => { $crate::ui::ui().err("") };
     ($($arg:tt)*) => { $crate::ui::ui().err(&format!($($arg)*)) };
@@ -268,9 +266,21 @@ impl Ui {
     /// A new bar of `len` steps (a spinner without), drawn only through
     /// the multi-bar: a bar of its own would draw to stderr directly.
     fn new_bar(&self, len: Option<u64>, style: ProgressStyle, prefix: &str) -> ProgressBar {
+        self.new_bar_saying(len, style, prefix, "")
+    }
+
+    /// [`Ui::new_bar`] with its first message (set before it is first drawn).
+    fn new_bar_saying(
+        &self,
+        len: Option<u64>,
+        style: ProgressStyle,
+        prefix: &str,
+        message: &str,
+    ) -> ProgressBar {
         let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::hidden())
             .with_style(style)
-            .with_prefix(prefix.to_string());
+            .with_prefix(prefix.to_string())
+            .with_message(message.to_string());
         let bar = match &self.bars {
             Some(bars) => bars.add(bar),
             None => bar,
@@ -279,12 +289,12 @@ impl Ui {
         bar
     }
 
-    fn spinner(&self, prefix: &str) -> ProgressBar {
+    fn spinner(&self, prefix: &str, message: &str) -> ProgressBar {
         let style = self.style(
             "{spinner:.cyan} {prefix:.bold} {msg} {elapsed:.dim}",
             "{spinner} {prefix} {msg} {elapsed}",
         );
-        self.new_bar(None, style, prefix)
+        self.new_bar_saying(None, style, prefix, message)
     }
 
     fn event(&self, scope: Option<&str>, event: &Event) {
@@ -340,7 +350,7 @@ impl Ui {
                 let bar = state
                     .bases
                     .entry(builder.clone())
-                    .or_insert_with(|| self.spinner(&format!("{builder} base")));
+                    .or_insert_with(|| self.spinner(&format!("{builder} base"), phase));
                 bar.set_message(phase.clone());
             }
             Event::BaseDone { builder } => {
@@ -397,8 +407,9 @@ impl Ui {
                 bar.set_position(*bytes);
             }
             Event::Phase(phase) => {
-                let bar = self.scope_bar(&mut state, &scope_name);
-                bar.set_message(format!("{phase} phase"));
+                let message = format!("{phase} phase");
+                self.scope_bar(&mut state, &scope_name, &message)
+                    .set_message(message);
             }
             Event::Datum {
                 number,
@@ -406,7 +417,7 @@ impl Ui {
                 id,
                 state: datum,
             } => {
-                let bar = self.scope_bar(&mut state, &scope_name);
+                let bar = self.scope_bar(&mut state, &scope_name, "");
                 if bar.length() != Some(*total as u64) {
                     bar.set_length(*total as u64);
                     bar.set_style(self.style(
@@ -427,11 +438,11 @@ impl Ui {
         }
     }
 
-    fn scope_bar(&self, state: &mut State, scope: &str) -> ProgressBar {
+    fn scope_bar(&self, state: &mut State, scope: &str, message: &str) -> ProgressBar {
         state
             .scopes
             .entry(scope.to_string())
-            .or_insert_with(|| self.spinner(scope))
+            .or_insert_with(|| self.spinner(scope, message))
             .clone()
     }
 }
