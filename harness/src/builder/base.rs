@@ -205,18 +205,21 @@ async fn make_debian_base(
     })?;
     // mmdebstrap's own scratch folders go inside ours, so an interrupted run
     // leaves nothing in /tmp.
-    let scratch = Scratch(Some(
-        tempfile::Builder::new()
-            .prefix("pachbuild-base-")
-            .tempdir()
-            .map_err(|e| {
-                Error::io(
-                    "cannot create a temporary folder in",
-                    std::env::temp_dir(),
-                    e,
-                )
-            })?,
-    ));
+    let scratch = Scratch(
+        Some(
+            tempfile::Builder::new()
+                .prefix("pachbuild-base-")
+                .tempdir()
+                .map_err(|e| {
+                    Error::io(
+                        "cannot create a temporary folder in",
+                        std::env::temp_dir(),
+                        e,
+                    )
+                })?,
+        ),
+        engine.progress().clone(),
+    );
     let tarball = scratch.path().join("rootfs.tar");
     let mut command = tokio::process::Command::new(mmdebstrap);
     command
@@ -342,7 +345,7 @@ impl Drop for ProcessGroup {
 /// mmdebstrap's scratch folder, removed when dropped unless it still holds
 /// a file system mmdebstrap mounted and could not unmount (it was killed):
 /// nothing is removed through a mount; the folder is kept, and said.
-struct Scratch(Option<tempfile::TempDir>);
+struct Scratch(Option<tempfile::TempDir>, crate::progress::Progress);
 
 impl Scratch {
     fn path(&self) -> &Path {
@@ -363,11 +366,11 @@ impl Drop for Scratch {
             .any(|point| Path::new(point).starts_with(dir.path()));
         if mounted {
             let kept = dir.keep();
-            eprintln!(
-                "warning: {0} still holds file systems mmdebstrap mounted; it is left: \
+            self.1.warn(format!(
+                "{0} still holds file systems mmdebstrap mounted; it is left: \
                  `umount -R {0}`, then `rm -rf {0}`",
                 kept.display()
-            );
+            ));
         }
     }
 }
