@@ -347,11 +347,13 @@ impl Ui {
         let scope_name = scope.unwrap_or("pipeline").to_string();
         match event {
             Event::BasePhase { builder, phase } => {
+                // One line: mmdebstrap's lines can be long (its scratch path).
+                let phase: String = phase.chars().take(60).collect();
                 let bar = state
                     .bases
                     .entry(builder.clone())
-                    .or_insert_with(|| self.spinner(&format!("{builder} base"), phase));
-                bar.set_message(phase.clone());
+                    .or_insert_with(|| self.spinner(&format!("{builder} base"), &phase));
+                bar.set_message(phase);
             }
             Event::BaseDone { builder } => {
                 if let Some(bar) = state.bases.remove(builder) {
