@@ -11,6 +11,7 @@ pub mod image_ref;
 pub mod interrupt;
 pub mod output;
 pub mod pipeline;
+pub mod progress;
 pub mod registry;
 pub mod runner;
 pub mod source;

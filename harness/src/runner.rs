@@ -59,6 +59,8 @@ pub struct RunnerOptions {
     pub scratch_dir: PathBuf,
     /// Tries, keep going, secrets.
     pub datums: pipeline::DatumOptions,
+    /// Where progress and warnings go (nowhere by default).
+    pub progress: crate::progress::Progress,
 }
 
 impl Default for RunnerOptions {
@@ -77,6 +79,7 @@ impl Default for RunnerOptions {
             cache: CacheOptions::default(),
             scratch_dir: std::env::temp_dir(),
             datums: pipeline::DatumOptions::default(),
+            progress: Default::default(),
         }
     }
 }
@@ -125,7 +128,7 @@ impl Runner {
     ) -> Result<Runner> {
         let trust = Trust::from_host(&options.bundle)?;
         Ok(Runner {
-            engine,
+            engine: engine.with_progress(options.progress.clone()),
             builders_dir: builders_dir.as_ref().to_path_buf(),
             run: options.base.run.clone(),
             options,
@@ -243,6 +246,7 @@ impl Runner {
             cache: self.options.cache.clone(),
             scratch_dir: self.options.scratch_dir.clone(),
             datums: self.options.datums.clone(),
+            progress: self.options.progress.scoped(log_name),
         };
         pipeline::execute(&self.engine, prepared, &options, sink).await
     }

@@ -70,7 +70,14 @@ pub async fn sweep_session(engine: &Engine) -> Result<Vec<String>, harness::Erro
 }
 
 pub fn xtask() -> assert_cmd::Command {
-    let mut command = assert_cmd::Command::new(xtask_binary());
+    let mut command = assert_cmd::Command::from_std(xtask_std());
+    command.timeout(std::time::Duration::from_secs(1500));
+    command
+}
+
+/// [`xtask`] as a plain `std` command (to give it a terminal of its own).
+pub fn xtask_std() -> std::process::Command {
+    let mut command = std::process::Command::new(xtask_binary());
     // Each command's build cache goes with it (nothing of the user's cache is
     // read or evicted); tests of the cache name a scope of their own.
     command
@@ -79,7 +86,6 @@ pub fn xtask() -> assert_cmd::Command {
         .env_remove("PACHBUILD_CACHE_SCOPE")
         .env("PACHBUILD_CACHE_ENTRIES", "0")
         .env(harness::engine::owner::SESSION_ENV, session());
-    command.timeout(std::time::Duration::from_secs(1500));
     command
 }
 

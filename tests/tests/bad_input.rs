@@ -195,9 +195,10 @@ static CASES: &[Case] = &[
     c("source-device-link", "cross", &[Link("p/source/null", "/dev/null")], LISTP, 0, &["`null`", "/dev/null", "left out"]),
     c("source-non-utf8-name", "cross", &[Setup(source_non_utf8)], LISTP, 2, &["p/source/bad", "UTF-8", "fix:"]),
     c("input-symlink-loop", "cross", &[Link("p/inputs/letters/self", ".")], LISTP, 2, &["p/inputs/letters/self", "symlink loop", "fix:"]),
-    c("input-broken-symlink", "cross", &[Link("p/inputs/letters/gone.txt", "nowhere.txt")], LISTP, 2, &["p/inputs/letters/gone.txt", "fix:"]),
-    // An input's symlinks are followed, out of its folder too, as `pachctl put file -r` follows them.
-    c("input-symlink-out-of-folder", "cross", &[Link("p/inputs/letters/passwd", "/etc/passwd")], LISTP, 0, &["letters:/passwd"]),
+    // A symlink of an input that leads nowhere, or out of its folder (the
+    // tool's environment, host files), is left out with a warning naming it.
+    c("input-broken-symlink", "cross", &[Link("p/inputs/letters/gone.txt", "nowhere.txt")], LISTP, 0, &["`gone.txt` is a symlink to `nowhere.txt`, which does not exist; it is left out"]),
+    c("input-symlink-out-of-folder", "cross", &[Link("p/inputs/letters/passwd", "/etc/passwd")], LISTP, 0, &["`passwd` is a symlink to `/etc/passwd`, outside the input folder"]),
     c("input-non-utf8-name", "cross", &[Setup(input_non_utf8)], LISTP, 2, &["p/inputs/letters/bad", "UTF-8", "fix:"]),
     // Fifos and devices in an input are not data: skipped, as the platform's upload skips them.
     c("input-fifo", "cross", &[Fifo("p/inputs/letters/fifo")], LISTP, 0, &["letters:/b.txt"]),

@@ -57,6 +57,24 @@ pub struct GlobalArgs {
         default_value = "pachbuild"
     )]
     pub prefix: String,
+    /// Show details: every line of image builds and phase logs, and each
+    /// engine call with its time (`-vv`: the libraries' details too).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Print only errors, warnings and the final result (no progress or logs).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Colors: auto (on a terminal, unless NO_COLOR is set), always or never.
+    /// Progress bars are drawn when stderr is a terminal and CI is unset;
+    /// otherwise progress is plain lines, with no control sequences.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    pub color: crate::ui::ColorChoice,
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,9 +174,6 @@ pub struct BuildBuilderArgs {
     /// Build even when an image with the same inputs exists.
     #[arg(long)]
     pub rebuild: bool,
-    /// Print every line of the image build.
-    #[arg(long, short)]
-    pub verbose: bool,
     #[command(flatten)]
     pub base: BaseSourceArgs,
 }
@@ -289,9 +304,6 @@ pub struct TestBuilderArgs {
     /// (`hello`, `python/hello`) looked up in builders/<lang>/fixtures/.
     #[arg(long = "fixture", value_name = "NAME|DIR")]
     pub fixtures: Vec<PathBuf>,
-    /// Stream every phase's log.
-    #[arg(long, short)]
-    pub verbose: bool,
     /// When a fixture's output differs from expected/, show the diff, then
     /// write the output into expected/ (the fixture then passes). Also env
     /// UPDATE_EXPECTED=1.

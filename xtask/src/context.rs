@@ -62,7 +62,9 @@ impl Context {
     }
 
     pub async fn engine(&self) -> Result<Engine> {
-        Engine::connect().await
+        Ok(Engine::connect()
+            .await?
+            .with_progress(crate::ui::ui().progress()))
     }
 
     /// The named builders, or all of them when `names` is empty.

@@ -4,6 +4,8 @@
 //! the run (its id, the repository root), maps errors to exit codes, and
 //! cleans up what the run made on the engine when it is interrupted.
 
+#[macro_use]
+mod ui;
 mod cli;
 mod commands;
 mod context;
@@ -19,6 +21,12 @@ use crate::context::Context;
 
 fn main() -> ExitCode {
     let cli = parse();
+    let ui = ui::init(ui::Settings {
+        color: cli.global.color,
+        quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
+    });
+    ui::init_tracing(ui);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -26,7 +34,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(exit::FAILED as u8);
         }
     };
@@ -42,6 +50,18 @@ fn main() -> ExitCode {
 /// xtask` rebuilds it first, so that is the revision running).
 fn parse() -> Cli {
     let mut command = Cli::command();
+    // clap colors its own messages before `--color` is parsed: look ahead.
+    let args: Vec<String> = std::env::args().collect();
+    let color = args
+        .iter()
+        .position(|a| a == "--color")
+        .and_then(|i| args.get(i + 1).map(String::as_str))
+        .or_else(|| args.iter().find_map(|a| a.strip_prefix("--color=")));
+    command = command.color(match color {
+        Some("never") => clap::ColorChoice::Never,
+        Some("always") => clap::ColorChoice::Always,
+        _ => clap::ColorChoice::Auto,
+    });
     if std::env::args()
         .skip(1)
         .any(|a| a == "--version" || a == "-V")
@@ -86,6 +106,8 @@ async fn run(cli: Cli) -> i32 {
         _ = signals.changed() => None,
         result = commands::dispatch(cli.command, &context) => Some(result),
     };
+    // The bars go before the last lines (an error, or nothing).
+    ui::ui().clear();
     match (harness::interrupt::requested(), finished) {
         (None, Some(Ok(code))) => code,
         (None, Some(Err(e))) => report(&e),
@@ -94,7 +116,7 @@ async fn run(cli: Cli) -> i32 {
         // its temporary folders are gone. Remove what it made on the engine.
         (Some(number), _) => {
             let name = if number == 15 { "SIGTERM" } else { "SIGINT" };
-            eprintln!("\ninterrupted ({name}); cleaning up");
+            errln!("\ninterrupted ({name}); cleaning up");
             if !keep {
                 clean_up_after_interrupt(&run_id).await;
             }
@@ -106,7 +128,7 @@ async fn run(cli: Cli) -> i32 {
 
 async fn clean_up_after_interrupt(run_id: &harness::engine::RunId) {
     if harness::engine::engine_unresponsive() {
-        eprintln!(
+        errln!(
             "warning: clean-up impossible: the engine does not answer\n  what run {run_id} made on the engine may be left: once it answers, `cargo xtask clean --run {run_id}` removes it"
         );
         return;
@@ -114,10 +136,10 @@ async fn clean_up_after_interrupt(run_id: &harness::engine::RunId) {
     match harness::engine::Engine::connect().await {
         Ok(engine) => {
             if let Err(e) = engine.clean_up_run(run_id).await {
-                eprintln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean --run {run_id}` to finish it");
+                errln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean --run {run_id}` to finish it");
             }
         }
-        Err(e) => eprintln!(
+        Err(e) => errln!(
             "warning: clean-up impossible: {e}\n  what run {run_id} made on the engine may be left: once it is back, `cargo xtask clean --run {run_id}` removes it"
         ),
     }
@@ -146,7 +168,7 @@ fn listen_for_signals() -> tokio::sync::watch::Receiver<u8> {
                 _ = next(&mut terminate) => 15,
             };
             if harness::interrupt::requested().is_some() {
-                eprintln!("\ninterrupted again: stopping without cleaning up");
+                errln!("\ninterrupted again: stopping without cleaning up");
                 std::process::exit(128 + i32::from(number));
             }
             harness::interrupt::request(number);
@@ -157,6 +179,6 @@ fn listen_for_signals() -> tokio::sync::watch::Receiver<u8> {
 }
 
 fn report(e: &harness::Error) -> i32 {
-    eprintln!("error: {e}");
+    errln!("error: {e}");
     e.exit_code()
 }

@@ -12,6 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::builder::meta::BuilderMeta;
 use crate::engine::{Engine, Labels, RunId};
 use crate::error::{Error, IoContext, Result};
+use crate::progress::Event;
 
 /// Label holding the Debian recipe's hash on a base made from it.
 pub const LABEL_RECIPE_HASH: &str = "io.pachbuild.recipe-hash";
@@ -106,6 +107,21 @@ pub async fn provide(
     options: &BaseOptions,
     log: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Base> {
+    let provided = provide_base(engine, meta, options, log).await;
+    if !provided.as_ref().is_ok_and(|b| b.reused) {
+        engine.progress().emit(Event::BaseDone {
+            builder: meta.language.clone(),
+        });
+    }
+    provided
+}
+
+async fn provide_base(
+    engine: &Engine,
+    meta: &BuilderMeta,
+    options: &BaseOptions,
+    log: &mut (dyn FnMut(&str) + Send),
+) -> Result<Base> {
     let recipe_image = meta.base_image(&options.prefix);
     let hash = meta.base.debian.hash();
 
@@ -137,6 +153,10 @@ pub async fn provide(
             });
         }
         log(&format!("pulling {upstream}"));
+        engine.progress().emit(Event::BasePhase {
+            builder: meta.language.clone(),
+            phase: format!("pulling {upstream}"),
+        });
         match engine.pull(upstream, PULL_TIMEOUT).await {
             Ok(()) => {
                 let id = engine
@@ -185,24 +205,27 @@ async fn make_debian_base(
     })?;
     // mmdebstrap's own scratch folders go inside ours, so an interrupted run
     // leaves nothing in /tmp.
-    let scratch = Scratch(Some(
-        tempfile::Builder::new()
-            .prefix("pachbuild-base-")
-            .tempdir()
-            .map_err(|e| {
-                Error::io(
-                    "cannot create a temporary folder in",
-                    std::env::temp_dir(),
-                    e,
-                )
-            })?,
-    ));
+    let scratch = Scratch(
+        Some(
+            tempfile::Builder::new()
+                .prefix("pachbuild-base-")
+                .tempdir()
+                .map_err(|e| {
+                    Error::io(
+                        "cannot create a temporary folder in",
+                        std::env::temp_dir(),
+                        e,
+                    )
+                })?,
+        ),
+        engine.progress().clone(),
+    );
     let tarball = scratch.path().join("rootfs.tar");
     let mut command = tokio::process::Command::new(mmdebstrap);
     command
         .arg(format!("--variant={}", recipe.variant))
         .arg("--format=tar")
-        .arg("--quiet")
+        // Not --quiet: its `I: ...` lines say which phase it is in.
         // Documentation and translations are dead weight in an image.
         .arg("--dpkgopt=path-exclude=/usr/share/doc/*")
         .arg("--dpkgopt=path-exclude=/usr/share/man/*")
@@ -242,6 +265,12 @@ async fn make_debian_base(
     let mut lines = BufReader::new(stderr).lines();
     let mut tail: Vec<String> = Vec::new();
     while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(phase) = line.strip_prefix("I: ") {
+            engine.progress().emit(Event::BasePhase {
+                builder: meta.language.clone(),
+                phase: phase.trim_end_matches("...").to_string(),
+            });
+        }
         tail.push(line);
         if tail.len() > 30 {
             tail.remove(0);
@@ -260,6 +289,10 @@ async fn make_debian_base(
                 .join("\n")
         )));
     }
+    engine.progress().emit(Event::BasePhase {
+        builder: meta.language.clone(),
+        phase: format!("importing as {image}"),
+    });
     let rootfs = std::fs::read(&tarball).with_path("cannot read", &tarball)?;
     log(&format!(
         "importing {} MB as {image}",
@@ -312,7 +345,7 @@ impl Drop for ProcessGroup {
 /// mmdebstrap's scratch folder, removed when dropped unless it still holds
 /// a file system mmdebstrap mounted and could not unmount (it was killed):
 /// nothing is removed through a mount; the folder is kept, and said.
-struct Scratch(Option<tempfile::TempDir>);
+struct Scratch(Option<tempfile::TempDir>, crate::progress::Progress);
 
 impl Scratch {
     fn path(&self) -> &Path {
@@ -333,11 +366,11 @@ impl Drop for Scratch {
             .any(|point| Path::new(point).starts_with(dir.path()));
         if mounted {
             let kept = dir.keep();
-            eprintln!(
-                "warning: {0} still holds file systems mmdebstrap mounted; it is left: \
+            self.1.warn(format!(
+                "{0} still holds file systems mmdebstrap mounted; it is left: \
                  `umount -R {0}`, then `rm -rf {0}`",
                 kept.display()
-            );
+            ));
         }
     }
 }

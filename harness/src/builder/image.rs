@@ -13,6 +13,7 @@ use crate::builder::base::{Base, LABEL_BASE_IMAGE, LABEL_BASE_SOURCE};
 use crate::builder::meta::BuilderMeta;
 use crate::engine::{Engine, Labels, RunId};
 use crate::error::{Error, IoContext, Result};
+use crate::progress::{Event, Progress};
 
 /// Label holding the hash of everything the image was built from.
 pub const LABEL_INPUTS_HASH: &str = "io.pachbuild.inputs-hash";
@@ -232,15 +233,28 @@ pub async fn build_or_reuse(
     let guard = StepObjects::new(engine);
     let built = {
         let trace = guard.trace.clone();
+        let events = engine.progress();
         let mut tracing = |line: &str| {
             if let Ok(mut trace) = trace.lock() {
                 trace.line(line);
             }
+            if let Some((step, steps, instruction)) = parse_step(line) {
+                events.emit(Event::BuildStep {
+                    image: options.tag.clone(),
+                    step,
+                    steps,
+                    instruction: instruction.to_string(),
+                });
+            }
             progress(line);
         };
-        engine
+        let built = engine
             .build_image(tar, &options.tag, args, &labels, &mut tracing)
-            .await
+            .await;
+        events.emit(Event::BuildDone {
+            image: options.tag.clone(),
+        });
+        built
     };
     let id = match built {
         Ok(id) => {
@@ -259,6 +273,14 @@ pub async fn build_or_reuse(
         id,
         reused: false,
     })
+}
+
+/// `Step 3/9 : RUN make` as (3, 9, "RUN make").
+pub fn parse_step(line: &str) -> Option<(u32, u32, &str)> {
+    let rest = line.trim().strip_prefix("Step ")?;
+    let (numbers, instruction) = rest.split_once(" : ")?;
+    let (step, steps) = numbers.split_once('/')?;
+    Some((step.parse().ok()?, steps.parse().ok()?, instruction.trim()))
 }
 
 /// What an image build made, read from its output (the classic builder's
@@ -302,6 +324,7 @@ impl BuildTrace {
 /// The objects of a build in progress; removed when dropped unless disarmed.
 struct StepObjects {
     host: String,
+    progress: Progress,
     trace: std::sync::Arc<std::sync::Mutex<BuildTrace>>,
     armed: bool,
 }
@@ -310,6 +333,7 @@ impl StepObjects {
     fn new(engine: &Engine) -> StepObjects {
         StepObjects {
             host: engine.host().to_string(),
+            progress: engine.progress().clone(),
             trace: Default::default(),
             armed: true,
         }
@@ -338,6 +362,7 @@ impl Drop for StepObjects {
         // Drop cannot await and the runtime may be going: a thread of its
         // own with a fresh connection, waited for.
         let host = self.host.clone();
+        let progress = self.progress.clone();
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -347,15 +372,17 @@ impl Drop for StepObjects {
             };
             runtime.block_on(async {
                 match Engine::connect_to(&host).await {
-                    Ok(engine) => remove_step_objects(&engine, &trace).await,
+                    Ok(engine) => {
+                        remove_step_objects(&engine.with_progress(progress), &trace).await
+                    }
                     Err(_) if trace.images.is_empty() => {}
                     Err(_) => {
                         let ids: Vec<&str> = trace.images.iter().rev().map(String::as_str).collect();
-                        eprintln!(
-                            "warning: the engine at {host} does not answer: the unfinished image build left {} step image(s) there, with no label of the run: once it is back, `docker rmi {}` removes them",
+                        progress.warn(format!(
+                            "the engine at {host} does not answer: the unfinished image build left {} step image(s) there, with no label of the run: once it is back, `docker rmi {}` removes them",
                             ids.len(),
                             ids.join(" ")
-                        );
+                        ));
                     }
                 }
             });
@@ -386,15 +413,16 @@ async fn remove_step_objects(engine: &Engine, trace: &BuildTrace) {
         }
     }
     if let Some(e) = failed {
-        eprintln!("warning: cannot remove what the unfinished image build made: {e}");
+        let mut text = format!("cannot remove what the unfinished image build made: {e}");
         if !left.is_empty() {
-            eprintln!(
-                "  it left {} step image(s) on the engine at {}, with no label of the run: once it is back, `docker rmi {}` removes them",
+            text.push_str(&format!(
+                "\n  it left {} step image(s) on the engine at {}, with no label of the run: once it is back, `docker rmi {}` removes them",
                 left.len(),
                 engine.host(),
                 left.join(" ")
-            );
+            ));
         }
+        engine.progress().warn(text);
     }
 }
 
@@ -517,6 +545,13 @@ mod tests {
                 ("build.sh".to_string(), 0o755)
             ]
         );
+    }
+
+    #[test]
+    fn steps_are_read_from_build_lines() {
+        assert_eq!(parse_step("Step 3/9 : RUN make"), Some((3, 9, "RUN make")));
+        assert_eq!(parse_step(" ---> Running in abc"), None);
+        assert_eq!(parse_step("Step x/9 : RUN make"), None);
     }
 
     #[test]

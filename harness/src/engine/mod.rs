@@ -53,6 +53,8 @@ pub struct Engine {
     /// The stdin of each container this process started (see
     /// [`Engine::start_container`]), by id.
     lifelines: std::sync::Arc<std::sync::Mutex<HashMap<String, Lifeline>>>,
+    /// Where warnings of clean-ups (which happen away from any caller) go.
+    progress: crate::progress::Progress,
 }
 
 /// A container's attached stdin. The container's first process reads it
@@ -312,7 +314,19 @@ impl Engine {
             bulk,
             host,
             lifelines: Default::default(),
+            progress: Default::default(),
         })
+    }
+
+    /// The same engine, reporting to `progress`.
+    pub fn with_progress(mut self, progress: crate::progress::Progress) -> Engine {
+        self.progress = progress;
+        self
+    }
+
+    /// Where warnings of this engine's users go.
+    pub fn progress(&self) -> &crate::progress::Progress {
+        &self.progress
     }
 
     /// Where this engine was reached.
@@ -328,6 +342,7 @@ impl Engine {
 
     /// Engine and API versions.
     pub async fn info(&self) -> Result<EngineInfo> {
+        let _timed = timed("version", "the engine");
         let v = self
             .docker
             .version()
@@ -349,6 +364,7 @@ impl Engine {
 
     /// The image, or `None` when the engine has no such image.
     pub async fn image(&self, name: &str) -> Result<Option<ImageInfo>> {
+        let _timed = timed("inspect image", name);
         match self.docker.inspect_image(name).await {
             Ok(i) => {
                 let config = i.config.unwrap_or_default();
@@ -368,6 +384,7 @@ impl Engine {
     /// Pulls an image from its registry. Gives up after `timeout`, so that
     /// an unreachable registry costs seconds.
     pub async fn pull(&self, image: &str, timeout: Duration) -> Result<()> {
+        let _timed = timed("pull image", image);
         let (name, tag) = ImageRef::parse(image).repo_and_tag();
         let options = q::CreateImageOptions {
             from_image: Some(name.to_string()),
@@ -397,6 +414,7 @@ impl Engine {
         labels: &Labels,
         env: &[(String, String)],
     ) -> Result<String> {
+        let _timed = timed("import image", image);
         let (name, tag) = ImageRef::parse(image).repo_and_tag();
         let mut changes: Vec<String> = labels
             .iter()
@@ -440,6 +458,7 @@ impl Engine {
         labels: &Labels,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<String> {
+        let _timed = timed("build image", tag);
         let options = q::BuildImageOptions {
             dockerfile: "Dockerfile".to_string(),
             t: Some(tag.to_string()),
@@ -489,6 +508,7 @@ impl Engine {
     /// build's step), leaving its parents; never forced. Whether it is
     /// gone: one still in use, tagged or a parent stays (`false`).
     pub async fn remove_untagged_image(&self, id: &str) -> Result<bool> {
+        let _timed = timed("remove image", id);
         let options = q::RemoveImageOptions {
             force: false,
             noprune: true,
@@ -506,6 +526,7 @@ impl Engine {
 
     /// Removes an image; an image that is already gone is not an error.
     pub async fn remove_image(&self, image: &str) -> Result<()> {
+        let _timed = timed("remove image", image);
         let options = q::RemoveImageOptions {
             force: true,
             ..Default::default()
@@ -523,6 +544,7 @@ impl Engine {
     /// [`Engine::exec`]. Returns its id. Call [`Engine::remove_container`]
     /// when done (the run's label lets a later clean-up find it otherwise).
     pub async fn start_container(&self, spec: &ContainerSpec) -> Result<String> {
+        let _timed = timed("start container", &spec.image);
         let name = format!("{}-{}", spec.name_hint, spec.labels.run_id().unwrap_or("x"));
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
@@ -648,6 +670,7 @@ impl Engine {
 
     /// Unpacks a tar archive into the container at `path` (which must exist).
     pub async fn upload(&self, container: &str, path: &str, tar: Vec<u8>) -> Result<()> {
+        let _timed = timed("upload to", container);
         let options = q::UploadToContainerOptions {
             path: path.to_string(),
             ..Default::default()
@@ -665,6 +688,7 @@ impl Engine {
     /// [`Engine::upload`] for an archive that is written while it is sent,
     /// so that its size never has to fit in memory.
     pub async fn upload_stream(&self, container: &str, path: &str, tar: BodyStream) -> Result<()> {
+        let _timed = timed("upload to", container);
         let options = q::UploadToContainerOptions {
             path: path.to_string(),
             ..Default::default()
@@ -678,6 +702,7 @@ impl Engine {
     /// A tar archive of `path` in the container; its entries start with the
     /// last component of `path` (e.g. `out/` for `/pfs/out`).
     pub async fn download(&self, container: &str, path: &str) -> Result<Vec<u8>> {
+        let _timed = timed("download from", container);
         let options = q::DownloadFromContainerOptions {
             path: path.to_string(),
         };
@@ -720,6 +745,7 @@ impl Engine {
         spec: &ExecSpec,
         output: &mut (dyn FnMut(Stream, &[u8]) + Send),
     ) -> Result<i64> {
+        let _timed = timed("exec in", container);
         let what = format!("run `{}` in container", spec.cmd.join(" "));
         let options = CreateExecOptions {
             cmd: Some(spec.cmd.clone()),
@@ -782,6 +808,7 @@ impl Engine {
     /// [`ExecSession::next_output`], write with [`ExecSession::send`], then
     /// [`ExecSession::finish`] for the exit code.
     pub async fn exec_session(&self, container: &str, spec: &ExecSpec) -> Result<ExecSession> {
+        let _timed = timed("start exec in", container);
         let what = format!(
             "run `{}` in container",
             spec.cmd.first().map_or("", |c| c.as_str())
@@ -826,6 +853,7 @@ impl Engine {
     /// The mounts of a container (`type:destination`), to prove that no
     /// host folder is bind-mounted.
     pub async fn container_mounts(&self, container: &str) -> Result<Vec<String>> {
+        let _timed = timed("inspect container", container);
         let inspect = self
             .docker
             .inspect_container(container, None::<q::InspectContainerOptions>)
@@ -844,6 +872,7 @@ impl Engine {
 
     /// Whether the engine has the container (running or not).
     pub async fn container_exists(&self, container: &str) -> Result<bool> {
+        let _timed = timed("inspect container", container);
         match self
             .docker
             .inspect_container(container, None::<q::InspectContainerOptions>)
@@ -870,6 +899,7 @@ impl Engine {
 
     /// Removes a container, running or not; one already gone is not an error.
     pub async fn remove_container(&self, container: &str) -> Result<()> {
+        let _timed = timed("remove container", container);
         let options = q::RemoveContainerOptions {
             force: true,
             v: true,
@@ -889,6 +919,7 @@ impl Engine {
     /// Creates a named volume. Creating one that exists is not an error (the
     /// engine returns the existing one): callers use fresh names.
     pub async fn create_volume(&self, name: &str, labels: &Labels) -> Result<()> {
+        let _timed = timed("create volume", name);
         let request = bollard::models::VolumeCreateRequest {
             name: Some(name.to_string()),
             labels: Some(labels.to_hash_map()),
@@ -903,6 +934,7 @@ impl Engine {
 
     /// The volume, or `None` when the engine has none of that name.
     pub async fn volume(&self, name: &str) -> Result<Option<VolumeInfo>> {
+        let _timed = timed("inspect volume", name);
         match self.docker.inspect_volume(name).await {
             Ok(v) => Ok(Some(VolumeInfo {
                 name: v.name,
@@ -915,6 +947,7 @@ impl Engine {
 
     /// Volumes carrying label `key=value` (or just `key`).
     pub async fn volumes_labelled(&self, label_filter: &str) -> Result<Vec<VolumeInfo>> {
+        let _timed = timed("list volumes", label_filter);
         let filters = HashMap::from([("label".to_string(), vec![label_filter.to_string()])]);
         let listed = self
             .docker
@@ -936,6 +969,7 @@ impl Engine {
 
     /// Removes a volume unless a container still uses it.
     pub async fn remove_volume(&self, name: &str) -> Result<VolumeRemoval> {
+        let _timed = timed("remove volume", name);
         match self
             .docker
             .remove_volume(name, None::<q::RemoveVolumeOptions>)
@@ -954,6 +988,7 @@ impl Engine {
 
     /// Containers and images carrying label `key=value` (or just `key`).
     pub async fn find_labelled(&self, label_filter: &str) -> Result<Leftovers> {
+        let _timed = timed("list objects", label_filter);
         let filters = HashMap::from([("label".to_string(), vec![label_filter.to_string()])]);
         let containers = self
             .docker
@@ -1181,6 +1216,31 @@ fn unique_name(base: &str) -> String {
         })
         .collect();
     format!("{clean}-{n}")
+}
+
+/// Times one engine call for `-v`: when dropped (the call returned, failed
+/// or was cancelled), a debug event names the operation, the object and the
+/// time it took. Costs nothing but a clock read when nobody listens.
+struct Timed {
+    call: Option<(&'static str, String)>,
+    started: std::time::Instant,
+}
+
+fn timed(operation: &'static str, object: &str) -> Timed {
+    Timed {
+        call: tracing::enabled!(target: "harness::engine", tracing::Level::DEBUG)
+            .then(|| (operation, object.to_string())),
+        started: std::time::Instant::now(),
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        if let Some((operation, object)) = &self.call {
+            let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+            tracing::debug!(target: "harness::engine", "engine: {operation} {object}: {ms:.1} ms");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -102,8 +102,11 @@ impl Owned {
                 (false, Some(role)) => format!("{what} {id} ({role})"),
                 (_, None) => format!("{what} {id}"),
             });
-        } else if let Err(e) = self.remove().await {
-            eprintln!("warning: {e}");
+        } else {
+            let progress = self.engine.progress().clone();
+            if let Err(e) = self.remove().await {
+                progress.warn(e.to_string());
+            }
         }
     }
 }
@@ -134,9 +137,12 @@ impl Drop for Owned {
             Kind::Container => "container",
             Kind::Volume => "volume",
         };
+        let progress = self.engine.progress().clone();
         if ENGINE_UNRESPONSIVE.load(Ordering::SeqCst) {
             // Asked once already (10 s): each object need not wait again.
-            eprintln!("warning: cannot remove {what} {id}: the engine at {host} does not answer");
+            progress.warn(format!(
+                "cannot remove {what} {id}: the engine at {host} does not answer"
+            ));
             self.engine.drop_lifeline(&self.id);
             return;
         }
@@ -151,12 +157,14 @@ impl Drop for Owned {
                 match Engine::connect_to(&host).await {
                     Ok(engine) => {
                         if let Err(e) = remove(&engine, kind, &id).await {
-                            eprintln!("warning: {e}");
+                            progress.warn(e.to_string());
                         }
                     }
                     Err(_) => {
                         ENGINE_UNRESPONSIVE.store(true, Ordering::SeqCst);
-                        eprintln!("warning: cannot remove {what} {id}: the engine at {host} does not answer");
+                        progress.warn(format!(
+                            "cannot remove {what} {id}: the engine at {host} does not answer"
+                        ));
                     }
                 }
             });

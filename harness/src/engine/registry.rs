@@ -37,6 +37,7 @@ impl Engine {
     /// Gives the image `source` (a name or id) the reference `target`
     /// (`repo:tag`).
     pub async fn tag_image(&self, source: &str, target: &str) -> Result<()> {
+        let _timed = super::timed("tag image", target);
         let (repo, tag) = ImageRef::parse(target).repo_and_tag();
         let options = q::TagImageOptions {
             repo: Some(repo.to_string()),
@@ -52,6 +53,7 @@ impl Engine {
     /// another reference names it (else it goes, with the untagged images it
     /// was built on). A reference already gone is not an error.
     pub async fn untag(&self, reference: &str) -> Result<()> {
+        let _timed = super::timed("untag image", reference);
         let options = q::RemoveImageOptions {
             force: false,
             noprune: false,
@@ -71,6 +73,7 @@ impl Engine {
     /// The `repo@sha256:…` digests the engine recorded for an image (after a
     /// push or a pull).
     pub async fn repo_digests(&self, image: &str) -> Result<Vec<String>> {
+        let _timed = super::timed("inspect image", image);
         match self.docker.inspect_image(image).await {
             Ok(i) => Ok(i.repo_digests.unwrap_or_default()),
             Err(e) if super::is_not_found(&e) => Ok(Vec::new()),
@@ -84,6 +87,7 @@ impl Engine {
         &self,
         label_filter: &str,
     ) -> Result<Vec<(String, Vec<String>, Vec<String>)>> {
+        let _timed = super::timed("list images", label_filter);
         let filters = std::collections::HashMap::from([(
             "label".to_string(),
             vec![label_filter.to_string()],
@@ -116,6 +120,7 @@ impl Engine {
 
     /// When the image was made (RFC 3339, as the engine reports it).
     pub async fn image_created(&self, image: &str) -> Result<Option<String>> {
+        let _timed = super::timed("inspect image", image);
         match self.docker.inspect_image(image).await {
             Ok(i) => Ok(i.created),
             Err(e) if super::is_not_found(&e) => Ok(None),
@@ -132,6 +137,7 @@ impl Engine {
         auth: Option<&PushAuth>,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<String> {
+        let _timed = super::timed("push image", reference);
         let (repo, tag) = ImageRef::parse(reference).repo_and_tag();
         let credentials = auth.map(|a| DockerCredentials {
             username: Some(a.username.clone()),

@@ -211,6 +211,7 @@ pub async fn run(
         }
         let source = &prepared.source;
         let (body, writer) = staging::stream_files(&source.root, &source.files, "")?.into_parts();
+        let body = options.progress.count_sent("source", body);
         let sent = engine
             .upload_stream(container.id(), SOURCE_VOLUME_DIR, body)
             .await;

@@ -356,10 +356,10 @@ pub async fn remove_stale(engine: &Engine, stale: &[String]) {
     for volume in stale {
         match engine.remove_volume(volume).await {
             Ok(VolumeRemoval::InUse) => {
-                eprintln!("warning: volume {volume} left the build cache but a job still uses it; `cargo xtask clean` removes it later")
+                engine.progress().warn(format!("volume {volume} left the build cache but a job still uses it; `cargo xtask clean` removes it later"))
             }
             Ok(_) => {}
-            Err(e) => eprintln!("warning: {e}"),
+            Err(e) => engine.progress().warn(e.to_string()),
         }
     }
 }

@@ -111,6 +111,8 @@ pub struct RunOptions {
     pub scratch_dir: PathBuf,
     /// Command-line choices about datums (tries, keep going, secrets).
     pub datums: DatumOptions,
+    /// Where datums, phases and transfers are reported.
+    pub progress: crate::progress::Progress,
 }
 
 /// Command-line choices about how datums run.
@@ -451,6 +453,9 @@ pub async fn execute(
     // Bad settings (a secret without a value) stop here, before anything runs.
     let settings = settings::DatumSettings::new(prepared, options)?;
     let started = Instant::now();
+    options
+        .progress
+        .emit(crate::progress::Event::Phase("build"));
     let plan = build::plan(engine, prepared, options).await?;
 
     // Datums an earlier run processed, unchanged since, are skipped.
@@ -470,6 +475,12 @@ pub async fn execute(
         let total = selected.len();
         for (position, (index, datum)) in selected.iter().enumerate() {
             if reused(index) {
+                options.progress.emit(crate::progress::Event::Datum {
+                    number: position + 1,
+                    total,
+                    id: datum.id(),
+                    state: crate::progress::DatumState::Reused,
+                });
                 sink(
                     &format!("datum {}/{total} {}", position + 1, datum.id()),
                     "skipped: unchanged since an earlier run, its output is reused (--reprocess runs it again)",

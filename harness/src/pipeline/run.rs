@@ -15,6 +15,7 @@ use futures_util::future::join_all;
 use crate::datum::Datum;
 use crate::engine::{Engine, Labels, Owned};
 use crate::error::Result;
+use crate::progress::{DatumState, Event, Progress};
 
 use super::log::LineSink;
 
@@ -72,6 +73,7 @@ pub struct Crew<'a> {
     /// for no engine call.
     sessions: Vec<Session<'a>>,
     job: Owned,
+    progress: Progress,
 }
 
 impl<'a> Crew<'a> {
@@ -106,6 +108,7 @@ impl<'a> Crew<'a> {
             workers,
             sessions: Vec::new(),
             job,
+            progress: options.progress.clone(),
         };
         let ready = match failed {
             Some(e) => Err(e),
@@ -143,8 +146,15 @@ impl<'a> Crew<'a> {
     ) -> Result<Option<PhaseFailure>> {
         report.workers = self.workers.len();
         let sessions = std::mem::take(&mut self.sessions);
+        self.progress.emit(Event::Phase("run"));
         run_datums(
-            sessions, selected, numbering, keep_going, build_end, report, sink,
+            sessions,
+            selected,
+            numbering,
+            keep_going,
+            build_end,
+            report,
+            (sink, &self.progress),
         )
         .await
     }
@@ -163,6 +173,7 @@ impl<'a> Crew<'a> {
         report: &mut Report,
     ) -> Result<()> {
         let keep = options.keep;
+        options.progress.emit(Event::Phase("outputs"));
         let first = self.workers.remove(0);
         let datums_dir = out.datums_dir();
         let (collected, others) = tokio::join!(
@@ -217,7 +228,7 @@ async fn run_datums(
     keep_going: bool,
     build_end: Instant,
     report: &mut Report,
-    sink: LineSink<'_>,
+    (sink, progress): (LineSink<'_>, &Progress),
 ) -> Result<Option<PhaseFailure>> {
     let total = selected.len();
     let queue = Mutex::new((0..total).collect::<VecDeque<usize>>());
@@ -243,6 +254,13 @@ async fn run_datums(
                 let (index, datum) = selected[position];
                 let number = numbers.get(position).copied().unwrap_or(position + 1);
                 let label = format!("datum {number}/{job_total} {}", datum.id());
+                let event = |state| Event::Datum {
+                    number,
+                    total: job_total,
+                    id: datum.id(),
+                    state,
+                };
+                progress.emit(event(DatumState::Started));
                 let mut held: Vec<(String, String)> = Vec::new();
                 let live = lines.lock().expect("lines lock").live;
                 let done = if live {
@@ -282,6 +300,11 @@ async fn run_datums(
                 if done.outcome.is_err() && !keep_going {
                     stop.store(true, Ordering::SeqCst);
                 }
+                progress.emit(event(if done.outcome.is_ok() {
+                    DatumState::Passed
+                } else {
+                    DatumState::Failed
+                }));
                 {
                     let mut lines = lines.lock().expect("lines lock");
                     if lines.live {

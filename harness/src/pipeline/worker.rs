@@ -387,6 +387,7 @@ impl<'a> Worker<'a> {
             extra.push((Path::new("secrets").join(rel), content.clone()));
         }
         let (body, writer) = staging::stream_job(datums, "in", extra)?.into_parts();
+        let body = self.options.progress.count_sent("inputs", body);
         let sent = self.engine.upload_stream(self.id(), JOB_DIR, body).await;
         writer.finish(sent).await
     }
@@ -427,6 +428,7 @@ impl<'a> Worker<'a> {
         let archive = self
             .engine
             .download_stream(self.id(), &format!("{JOB_DIR}/out"));
+        let archive = self.options.progress.count_received("outputs", archive);
         let dest = dest.to_path_buf();
         stream::read_blocking(archive, move |reader| {
             staging::unpack_outputs(reader, "out", &dest)

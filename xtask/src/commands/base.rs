@@ -12,10 +12,10 @@ pub async fn run(context: &Context, args: &BaseArgs) -> Result<i32> {
     let options = base_options(context, &args.base);
     for (_, meta) in &builders {
         let provided = base::provide(&engine, meta, &options, &mut |line| {
-            eprintln!("  {}: {line}", meta.language)
+            crate::ui::ui().status(&format!("  {}: {line}", meta.language))
         })
         .await?;
-        println!("{}: {provided}", meta.language);
+        outln!("{}: {provided}", meta.language);
     }
     Ok(0)
 }

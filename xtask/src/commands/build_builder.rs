@@ -14,7 +14,7 @@ pub async fn run(context: &Context, args: &BuildBuilderArgs) -> Result<i32> {
     let runner = Runner::connect(context.builders_dir(), options).await?;
     for (_, meta) in &builders {
         let language = meta.language.clone();
-        let verbose = args.verbose;
+        let verbose = crate::ui::ui().verbose();
         let built = runner
             .ensure_builder(&language, &mut |line| {
                 print_build_line(&language, line, verbose)
@@ -38,14 +38,17 @@ pub async fn run(context: &Context, args: &BuildBuilderArgs) -> Result<i32> {
         } else {
             "built"
         };
-        println!("{language}: {} ({how}) on {base}", image.image);
+        outln!("{language}: {} ({how}) on {base}", image.image);
     }
     Ok(0)
 }
 
-/// Image builds are long; without --verbose only their steps are shown.
+/// Image builds are long; without --verbose only their steps are shown,
+/// and on a terminal not even those (a bar shows the step).
 pub fn print_build_line(language: &str, line: &str, verbose: bool) {
-    if verbose || line.starts_with("Step ") || line.starts_with("base: ") {
-        eprintln!("  {language} | {line}");
+    let ui = crate::ui::ui();
+    let step = line.starts_with("Step ") && !ui.draws();
+    if verbose || step || line.starts_with("base: ") {
+        ui.status(&format!("  {language} | {line}"));
     }
 }

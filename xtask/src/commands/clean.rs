@@ -26,30 +26,30 @@ pub async fn run(context: &Context, args: &CleanArgs) -> Result<i32> {
     .await?;
     let mut removed_any = false;
     for what in &swept.removed {
-        println!("removed {what}");
+        outln!("removed {what}");
         removed_any = true;
     }
     // Builds that never became cache entries (a killed run's).
     if args.run.is_none() && harness::engine::owner::session().is_none() {
         for volume in cache::collect_garbage(&engine).await? {
-            println!("removed volume {volume} (an unfinished build)");
+            outln!("removed volume {volume} (an unfinished build)");
             removed_any = true;
         }
     }
     if !removed_any {
-        println!("nothing to clean");
+        outln!("nothing to clean");
     }
     for (run, pid) in &swept.live {
-        println!("left the objects of run {run}: it is still running (process {pid})");
+        outln!("left the objects of run {run}: it is still running (process {pid})");
     }
     for (run, host) in &swept.elsewhere {
-        println!(
+        outln!(
             "left the objects of run {run}: made on {host}, where it may still run \
              (`cargo xtask clean --run {run}` removes them)"
         );
     }
     for volume in &swept.in_use {
-        println!("left volume {volume}: a container still uses it");
+        outln!("left volume {volume}: a container still uses it");
     }
     Ok(0)
 }
@@ -63,17 +63,17 @@ async fn empty_cache(
     let scope = (!args.all).then_some(args.cache_args.cache_scope.as_str());
     let cleared = cache::clear(engine, scope).await?;
     let which = scope.map_or_else(|| "every scope".to_string(), |s| format!("scope {s}"));
-    println!(
+    outln!(
         "build cache ({which}): removed {} entr{} ({} volumes)",
         cleared.entries,
         if cleared.entries == 1 { "y" } else { "ies" },
         cleared.volumes.len()
     );
     for volume in &cleared.in_use {
-        println!("  left {volume}: a running job uses it");
+        outln!("  left {volume}: a running job uses it");
     }
     let datums = harness::pipeline::datum_cache::clear(&super::datum_cache_dir(context), scope)?;
-    println!(
+    outln!(
         "datum cache ({which}): removed {datums} entr{}",
         if datums == 1 { "y" } else { "ies" }
     );

@@ -22,7 +22,7 @@ fn line(status: Status, what: &str, detail: &str) -> Status {
         Status::Warn => "warn   ",
         Status::Missing => "MISSING",
     };
-    println!("{mark} {what:<12} {detail}");
+    outln!("{mark} {what:<12} {detail}");
     status
 }
 

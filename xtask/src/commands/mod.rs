@@ -60,8 +60,15 @@ pub enum Out {
 impl Out {
     pub fn line(self, text: impl std::fmt::Display) {
         match self {
-            Out::Stdout => println!("{text}"),
-            Out::Stderr => eprintln!("{text}"),
+            Out::Stdout => outln!("{text}"),
+            Out::Stderr => errln!("{text}"),
+        }
+    }
+
+    /// A line of how things go (a fixture that passed): left out with `--quiet`.
+    pub fn status(self, text: impl std::fmt::Display) {
+        if !crate::ui::ui().quiet() {
+            self.line(text);
         }
     }
 }
@@ -75,6 +82,7 @@ pub fn runner_options(
         prefix: context.prefix.clone(),
         base: base::base_options(context, base),
         log_root: context.target_dir().join("logs"),
+        progress: crate::ui::ui().progress(),
         ..Default::default()
     }
 }

@@ -39,7 +39,7 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
     .map_err(|e| hints::unknown_language(e, &args.spec, &builders_dir))?;
     for (warning, text) in harness::spec::fields::notes(&loaded.spec) {
         let kind = if warning { "warning" } else { "note" };
-        eprintln!("{kind}: {}: {text}", loaded.path.display());
+        errln!("{kind}: {}: {text}", loaded.path.display());
     }
     // Only a build pipeline has an entry point to bypass.
     let command_warning = loaded
@@ -50,7 +50,7 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         .then(|| hints::command_warning(&loaded.spec.transform.cmd, &loaded.spec.transform.stdin))
         .flatten();
     if let Some(warning) = &command_warning {
-        eprintln!("warning: {}: {warning}", loaded.path.display());
+        errln!("warning: {}: {warning}", loaded.path.display());
     }
     let repos = input_repos(&loaded.spec.input, &loaded.dir, &args.inputs)?;
     let input = loaded.spec.input.clone();
@@ -78,20 +78,20 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
             ));
         }
         for note in notes {
-            eprintln!("warning: no datums: {note}");
+            errln!("warning: no datums: {note}");
         }
     }
     if args.list_datums {
         // The run prints these when it starts; a listing shows them too.
         for warning in &prepared.source.warnings {
-            eprintln!("warning: {}: {warning}", prepared.source.root.display());
+            errln!("warning: {}: {warning}", prepared.source.root.display());
         }
         for warning in &prepared.input_warnings {
-            eprintln!("warning: {warning}");
+            errln!("warning: {warning}");
         }
         if args.report.json {
             let json = harness::datum::to_json(&prepared.datums);
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&json).expect("JSON of plain values")
             );
@@ -129,14 +129,15 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
     } else {
         "no build (an ordinary pipeline)".to_string()
     };
-    eprintln!(
+    let ui = crate::ui::ui();
+    ui.status(&format!(
         "{}: {build}, run `{}` in {} over {} datum(s) (run {})",
         prepared.pipeline_name,
         prepared.resolved.command.join(" "),
         prepared.resolved.run_image,
         args.datum.as_ref().map_or(prepared.datums.len(), |_| 1),
         runner.run_id(),
-    );
+    ));
     // Datums skipped as unchanged are announced on their label.
     let mut reused: BTreeSet<String> = BTreeSet::new();
     // Which phase the run is in, from the labels of its lines: an error
@@ -163,10 +164,14 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
                     l if l.starts_with("datum ") => "run phase",
                     _ => phase,
                 };
-                eprintln!("{label} | {line}")
+                // On a terminal a bar shows the image build's steps.
+                if label != "image" || !ui.draws() || ui.verbose() {
+                    ui.status(&format!("{label} | {line}"));
+                }
             },
         )
         .await;
+    ui.clear();
     let report = match result {
         Ok(report) => report,
         Err(e) => {
@@ -175,19 +180,19 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         }
     };
     for warning in &report.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     for (_, id) in &report.datums_recovered {
-        eprintln!("note: datum {id} failed and err_cmd recovered it: the output has nothing of it");
+        errln!("note: datum {id} failed and err_cmd recovered it: the output has nothing of it");
     }
     if !report.kept.is_empty() {
-        eprintln!("kept for debugging (remove with `cargo xtask clean`):");
+        errln!("kept for debugging (remove with `cargo xtask clean`):");
         for object in &report.kept {
-            eprintln!("  {object}");
+            errln!("  {object}");
         }
-        eprintln!("  logs in {}", runner.log_dir().display());
+        errln!("  logs in {}", runner.log_dir().display());
     }
-    eprintln!("{}", report.timings_line(started.elapsed()));
+    ui.status(&report.timings_line(started.elapsed()));
 
     let mut results = Results::new("run", ("PIPELINE", "DATUM"));
     results.cases = datum_cases(&prepared, args, &report, &reused, command_warning);
@@ -206,12 +211,12 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         }
         Err(ref failure) => {
             args.report.emit(&results, out)?;
-            eprintln!("error: {failure}");
+            errln!("error: {failure}");
             for more in &report.more_failures {
-                eprintln!("error: {more}");
+                errln!("error: {more}");
             }
             if !report.more_failures.is_empty() {
-                eprintln!("{} datums failed", report.more_failures.len() + 1);
+                errln!("{} datums failed", report.more_failures.len() + 1);
             }
             harness::error::exit::FAILED
         }
@@ -346,13 +351,13 @@ fn rerun_command(args: &RunArgs, id: &str) -> String {
 }
 
 fn print_datums(prepared: &Prepared) {
-    println!(
+    outln!(
         "{} datum(s) for {}:",
         prepared.datums.len(),
         prepared.pipeline_name
     );
     for (index, datum) in prepared.datums.iter().enumerate() {
-        println!(
+        outln!(
             "{:>4}  {}  {}  ({} files)",
             index + 1,
             datum.id(),
@@ -525,7 +530,7 @@ fn replace_out_dir(dir: &Path, out: OutputDir, owned: &Path) -> Result<()> {
     let _turn = lock(
         &locks.join(format!("out-{}.lock", path_key(&absolute(dir)))),
         || {
-            eprintln!(
+            errln!(
                 "waiting for another run that writes {} to finish",
                 dir.display()
             )
@@ -556,7 +561,7 @@ fn replace_out_dir(dir: &Path, out: OutputDir, owned: &Path) -> Result<()> {
     }
     if let Some(aside) = &aside {
         if let Err(e) = std::fs::remove_dir_all(aside) {
-            eprintln!(
+            errln!(
                 "warning: cannot remove the previous output, moved to {}: {e}",
                 aside.display()
             );

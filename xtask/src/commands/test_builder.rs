@@ -54,7 +54,7 @@ pub async fn run(context: &Context, args: &TestBuilderArgs) -> Result<i32> {
     // Fixtures run side by side, `--jobs` at once, each on one worker: small
     // jobs gain more from running together than from splitting.
     let mode = Mode {
-        verbose: args.verbose,
+        verbose: crate::ui::ui().verbose(),
         at_once: options.jobs,
         bless: args.bless,
         out,
@@ -64,7 +64,7 @@ pub async fn run(context: &Context, args: &TestBuilderArgs) -> Result<i32> {
     let result = run_all(&context.builders_dir(), &runner, &planned, mode).await;
     if !args.pipeline.keep {
         if let Err(e) = runner.clean_up().await {
-            eprintln!("warning: {e}");
+            errln!("warning: {e}");
         }
     }
     let mut results = Results::new("test-builder", ("BUILDER", "FIXTURE"));
@@ -109,7 +109,7 @@ fn plan(context: &Context, args: &TestBuilderArgs) -> Result<Vec<Planned>> {
     }
     for item in &planned {
         if let Some(warning) = &item.warning {
-            eprintln!("warning: {}: {warning}", item.label);
+            errln!("warning: {}: {warning}", item.label);
         }
     }
     Ok(planned)
@@ -233,7 +233,7 @@ async fn run_all(
             })
             .await?;
         let how = if image.reused { "reused" } else { "built" };
-        out.line(format_args!(
+        out.status(format_args!(
             "{language}: {} ({how}) on {base}",
             image.image
         ));
@@ -241,6 +241,8 @@ async fn run_all(
 
     // Results come back in fixture order whatever finishes first; each
     // fixture's lines are held and printed with its result.
+    let ui = crate::ui::ui();
+    ui.fixtures_start(planned.len());
     let results = futures_util::stream::iter(planned.iter().map(|item| async move {
         let started = Instant::now();
         let mut lines: Vec<String> = Vec::new();
@@ -262,8 +264,9 @@ async fn run_all(
 
     let mut cases = Vec::new();
     while let Some((item, elapsed, lines, outcome)) = results.next().await {
+        ui.fixture_done(&item.fixture.name);
         for line in lines {
-            eprintln!("{line}");
+            ui.status(&line);
         }
         let seconds = elapsed.as_secs_f64();
         let outcome = match outcome {
@@ -291,11 +294,12 @@ async fn run_all(
                     .note
                     .as_deref()
                     .map_or_else(String::new, |n| format!(", {n}"));
-                out.line(format_args!("PASS {} ({seconds:.1}s{note})", item.label));
+                out.status(format_args!("PASS {} ({seconds:.1}s{note})", item.label));
             }
         }
         cases.push(case);
     }
+    ui.clear();
     Ok(cases)
 }
 
@@ -318,7 +322,7 @@ fn judge(
         }
     };
     for warning in &outcome.report.warnings {
-        eprintln!("  warning: {warning}");
+        errln!("  warning: {warning}");
     }
     let mut case = Case::new(suite, &fixture.name, Status::Passed).with_report(&outcome.report);
     match (&outcome.verdict, &outcome.diff, &outcome.report.output) {
@@ -329,11 +333,11 @@ fn judge(
         }
         (Err(why), Some(_), Ok(actual)) if bless => {
             for line in why.lines() {
-                eprintln!("     {line}");
+                errln!("     {line}");
             }
             fixture.bless(actual.path())?;
             let expected = fixture.dir.join("expected");
-            eprintln!(
+            errln!(
                 "blessed {}: {} now holds the actual output",
                 item.label,
                 crate::report::table::shown_path(

@@ -28,9 +28,6 @@ pub struct ValidateArgs {
     /// Only the static checks and linters: build no image, need no engine.
     #[arg(long)]
     pub static_only: bool,
-    /// Print every line of image builds.
-    #[arg(long, short)]
-    pub verbose: bool,
     #[command(flatten)]
     pub report: crate::report::ReportArgs,
     #[command(flatten)]
@@ -72,10 +69,10 @@ pub async fn run(context: &Context, args: &ValidateArgs) -> Result<i32> {
     } else {
         Some(Runner::connect(context.builders_dir(), runner_options(context, &args.base)).await?)
     };
-    let result = validate_all(runner.as_ref(), &dirs, args.verbose, out).await;
+    let result = validate_all(runner.as_ref(), &dirs, crate::ui::ui().verbose(), out).await;
     if let Some(runner) = &runner {
         if let Err(e) = runner.clean_up().await {
-            eprintln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean` to finish it");
+            errln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean` to finish it");
         }
     }
     let (problems, notes, cases) = result?;

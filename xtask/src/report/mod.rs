@@ -281,7 +281,7 @@ impl ReportArgs {
             summary_out.line(format_args!("JUnit report: {}", path.display()));
         }
         if self.json {
-            println!("{}", results.to_json());
+            outln!("{}", results.to_json());
         }
         Ok(())
     }

@@ -55,7 +55,7 @@ pub async fn run(context: &Context, args: &BenchArgs) -> Result<i32> {
     // Containers of this run and the baseline image (ephemeral) go; our
     // builder image stays: it is the product, and a cache.
     if let Err(e) = runner.clean_up().await {
-        eprintln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean` to finish it");
+        errln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean` to finish it");
     }
     drop(scratch);
     let report = result?;
@@ -69,7 +69,7 @@ async fn bench(
     args: &BenchArgs,
     scratch: &Path,
 ) -> Result<BenchReport> {
-    let verbose = args.verbose;
+    let verbose = crate::ui::ui().verbose();
     let engine = runner.engine();
 
     let (base, ours) = runner
@@ -78,10 +78,10 @@ async fn bench(
         })
         .await?;
     let how = if ours.reused { "reused" } else { "built" };
-    eprintln!("bench: ours: {} ({how}) on {base}", ours.image);
+    errln!("bench: ours: {} ({how}) on {base}", ours.image);
     let baseline = build_baseline(runner, context, &base, verbose).await?;
-    eprintln!("bench: upstream-style: {baseline} (built for this run, removed at the end)");
-    eprintln!(
+    errln!("bench: upstream-style: {baseline} (built for this run, removed at the end)");
+    errln!(
         "bench: logs of the harness runs: {}",
         runner.log_dir().display()
     );
@@ -142,7 +142,7 @@ async fn build_baseline(
     // Its steps are the same at every run: shown only with --verbose.
     let built = image::ensure(runner.engine(), &dir, &meta, base, &options, &mut |line| {
         if verbose {
-            eprintln!("  upstream-style | {line}");
+            errln!("  upstream-style | {line}");
         }
     })
     .await?;
@@ -174,8 +174,8 @@ async fn bench_workload(
                 None,
                 &workload::pipeline_name(w, side),
                 &mut |label, line| {
-                    if args.verbose {
-                        eprintln!("  {label} | {line}");
+                    if crate::ui::ui().verbose() {
+                        errln!("  {label} | {line}");
                     }
                 },
             )
@@ -191,7 +191,7 @@ async fn bench_workload(
         let target = side_mut(&mut result, side);
         target.build_time = report.build_time;
         let times: Vec<Duration> = report.datum_times.iter().map(|(_, d)| *d).collect();
-        eprintln!(
+        errln!(
             "bench: {what}: build phase {:.1} s; run 1/{}: {}",
             report.build_time.as_secs_f64(),
             args.runs,
@@ -233,7 +233,7 @@ async fn bench_workload(
         for s in &staged {
             let probes: &[ExecSpec] = if s.side == Side::Ours { &probes } else { &[] };
             let (times, samples) = replay(engine, s, true, probes, 0).await?;
-            eprintln!(
+            errln!(
                 "bench: {}: run {index}/{}: {}",
                 s.what,
                 args.runs,
@@ -245,7 +245,7 @@ async fn bench_workload(
     }
     if args.runs < 2 {
         // No replay of ours: a container for the probes alone.
-        eprintln!("bench: {}: imports alone", w.name);
+        errln!("bench: {}: imports alone", w.name);
         let (_, samples) = replay(engine, &staged[0], false, &probes, PROBE_REPEATS).await?;
         add_probe_times(&mut probed, samples);
     }
@@ -348,6 +348,7 @@ impl StagedRun {
             cache: Default::default(),
             scratch_dir: std::env::temp_dir(),
             datums: Default::default(),
+            progress: Default::default(),
         };
         StagedRun {
             side,

@@ -36,9 +36,6 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=20))]
     pub runs: u32,
-    /// Stream the logs of image builds and pipeline phases to stderr.
-    #[arg(long, short)]
-    pub verbose: bool,
     #[command(flatten)]
     pub base: BaseSourceArgs,
     #[command(flatten)]

@@ -108,7 +108,7 @@ fn exists(path: &Path) -> bool {
 fn close(staging: tempfile::TempDir) {
     let path = staging.path().to_path_buf();
     if let Err(e) = staging.close() {
-        eprintln!(
+        errln!(
             "warning: cannot delete the temporary folder {}: {e}\n  fix: delete it by hand",
             path.display()
         );

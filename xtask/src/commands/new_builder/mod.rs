@@ -91,7 +91,7 @@ pub async fn run(context: &Context, args: &NewBuilderArgs) -> Result<i32> {
             Ok(exit::OK)
         }
         Err(_) if interrupt.is_set() => {
-            eprintln!(
+            errln!(
                 "\ninterrupted: nothing was written, {} is as it was",
                 builders_dir.display()
             );
@@ -315,13 +315,13 @@ fn print_summary(context: &Context, args: &NewBuilderArgs, plan: &Plan, target: 
     } else {
         ""
     };
-    println!(
+    outln!(
         "created {}/ from {}{replaced}:",
         shown.display(),
         plan.origin
     );
     for line in tree_lines(&plan.files) {
-        println!("  {line}");
+        outln!("  {line}");
     }
     let mut global = String::new();
     if !is_default_root(&context.root) {
@@ -339,7 +339,7 @@ fn print_summary(context: &Context, args: &NewBuilderArgs, plan: &Plan, target: 
     } else {
         "fixtures/hello, which passes as generated"
     };
-    println!("\nnext steps:");
+    outln!("\nnext steps:");
     for (command, what) in [
         (
             "build-builder",
@@ -352,9 +352,9 @@ fn print_summary(context: &Context, args: &NewBuilderArgs, plan: &Plan, target: 
         ("test-builder", format!("run {fixtures}")),
     ] {
         let line = format!("cargo xtask{global} {command} {name}");
-        println!("  {line:<w$}  # {what}", w = name.len() + global.len() + 26);
+        outln!("  {line:<w$}  # {what}", w = name.len() + global.len() + 26);
     }
-    println!(
+    outln!(
         "then make it yours: {}/README.md says what to change where.",
         shown.display()
     );

@@ -65,9 +65,6 @@ pub struct PublishArgs {
     /// Print the result as one JSON document on stdout (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
-    /// Print every line of image builds and fixture phases.
-    #[arg(long, short)]
-    pub verbose: bool,
     #[command(flatten)]
     pub pipeline: crate::cli::PipelineArgs,
 }
@@ -190,7 +187,7 @@ pub async fn run(context: &Context, args: &PublishArgs) -> Result<i32> {
     };
     if !args.pipeline.keep {
         if let Err(e) = runner.clean_up().await {
-            eprintln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean` to finish it");
+            errln!("warning: clean-up incomplete: {e}\n  run `cargo xtask clean` to finish it");
         }
     }
     result?;
@@ -198,7 +195,7 @@ pub async fn run(context: &Context, args: &PublishArgs) -> Result<i32> {
         out.line(line);
     }
     if args.json {
-        println!("{}", report.to_json());
+        outln!("{}", report.to_json());
     }
     Ok(if report.ok() { exit::OK } else { exit::FAILED })
 }
@@ -252,7 +249,7 @@ fn dry_run(
                 "references": p.references,
             })).collect::<Vec<_>>(),
         });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&document).unwrap_or_default()
         );
@@ -303,7 +300,7 @@ impl Session<'_> {
         notes: &mut BTreeSet<String>,
     ) -> Result<Option<BuilderImage>> {
         let language = target.meta.language.clone();
-        let verbose = self.args.verbose;
+        let verbose = crate::ui::ui().verbose();
         let built = self
             .runner
             .ensure_builder(&language, &mut |line| {
@@ -546,11 +543,11 @@ impl Session<'_> {
             password: c.secret().to_string(),
             server: self.registry.server_address(),
         });
-        let verbose = self.args.verbose;
+        let verbose = crate::ui::ui().verbose();
         let digest = engine
             .push(reference, auth.as_ref(), &mut |line| {
                 if verbose {
-                    eprintln!("  push | {line}");
+                    errln!("  push | {line}");
                 }
             })
             .await?;

@@ -219,7 +219,7 @@ impl Drop for FloorContainer {
     fn drop(&mut self) {
         if let Ok(output) = docker(&["rm", "--force", &self.id]) {
             if !output.status.success() {
-                eprintln!(
+                errln!(
                     "warning: bench loop: cannot remove the idle container {}: {}",
                     short(&self.id),
                     String::from_utf8_lossy(&output.stderr).trim()
@@ -257,7 +257,7 @@ impl Drop for Sweep {
         args.extend(ids.iter().map(String::as_str));
         match docker(&args) {
             Ok(o) if o.status.success() => {}
-            _ => eprintln!(
+            _ => errln!(
                 "warning: bench loop: containers left with the label {LABEL}={}; remove them with `docker rm -f $(docker ps -aq --filter {filter})`",
                 self.run_id
             ),
@@ -335,7 +335,7 @@ mod tests {
                 path.display(),
                 String::from_utf8_lossy(&output.stdout)
             ),
-            Err(_) => eprintln!("shellcheck is not installed: skipped"),
+            Err(_) => errln!("shellcheck is not installed: skipped"),
         }
     }
 

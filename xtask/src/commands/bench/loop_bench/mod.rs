@@ -196,9 +196,9 @@ pub async fn run(context: &Context, args: &BenchArgs) -> Result<i32> {
     };
     let ours = Ours::discover(context, &logs, scratch.path())?;
     for flag in ours.caps.missing() {
-        eprintln!("bench loop: note: this command line has no `{flag}`: left out, and said so in the table");
+        errln!("bench loop: note: this command line has no `{flag}`: left out, and said so in the table");
     }
-    eprintln!(
+    errln!(
         "bench loop: ours is {}; logs in {}",
         ours.exe().display(),
         logs.display()
@@ -212,7 +212,7 @@ pub async fn run(context: &Context, args: &BenchArgs) -> Result<i32> {
         .map(|(_, meta)| meta.builder_image(&context.prefix))
         .ok_or_else(|| Error::Failed("bench loop: no python builder".to_string()))?;
     let base = base_flags(&args.base);
-    eprintln!("bench loop: builder image {image} (`cargo xtask build-builder python`)");
+    errln!("bench loop: builder image {image} (`cargo xtask build-builder python`)");
     ours.run(
         &Step::BuildBuilder {
             language: "python",
@@ -236,7 +236,7 @@ pub async fn run(context: &Context, args: &BenchArgs) -> Result<i32> {
         scratch: scratch.path(),
         settings: settings.clone(),
         results: Results::default(),
-        verbose: args.verbose,
+        verbose: crate::ui::ui().verbose(),
     };
     let outcome = bench.all().await;
     // The bench's build cache entries are its own: they go with it.
@@ -244,14 +244,14 @@ pub async fn run(context: &Context, args: &BenchArgs) -> Result<i32> {
         Ok(engine) => {
             if let Err(e) = harness::pipeline::cache::clear(&engine, Some(ours::CACHE_SCOPE)).await
             {
-                eprintln!("warning: the bench's build cache stays: {e}");
+                errln!("warning: the bench's build cache stays: {e}");
             }
         }
-        Err(e) => eprintln!("warning: the bench's build cache stays: {e}"),
+        Err(e) => errln!("warning: the bench's build cache stays: {e}"),
     }
     let datums = crate::commands::datum_cache_dir(context);
     if let Err(e) = harness::pipeline::datum_cache::clear(&datums, Some(ours::CACHE_SCOPE)) {
-        eprintln!("warning: the bench's datum cache stays: {e}");
+        errln!("warning: the bench's datum cache stays: {e}");
     }
     outcome?;
     let results = bench.results;
@@ -265,7 +265,7 @@ pub async fn run(context: &Context, args: &BenchArgs) -> Result<i32> {
     let table = bench_dir.join("loop.txt");
     std::fs::write(&table, &text).with_path("cannot write", &table)?;
     print!("{text}");
-    eprintln!("bench loop: table written to {}", table.display());
+    errln!("bench loop: table written to {}", table.display());
     Ok(exit::OK)
 }
 
@@ -302,7 +302,7 @@ impl Bench<'_> {
         if self.settings.numpy {
             self.numpy().await?;
         } else {
-            eprintln!("bench loop: 4/6 numpy+pandas: skipped (--quick)");
+            errln!("bench loop: 4/6 numpy+pandas: skipped (--quick)");
         }
         self.big().await?;
         self.test_builder().await
@@ -316,7 +316,7 @@ impl Bench<'_> {
             &fixtures::workload("six")?,
             SIX_DATUMS,
         )?;
-        eprintln!("bench loop: 1-2/6 six, {SIX_DATUMS} datums: warm-up run (fills the cache)");
+        errln!("bench loop: 1-2/6 six, {SIX_DATUMS} datums: warm-up run (fills the cache)");
         self.ours(&six, Mode::Warm, "six-warm-up").await?;
         let reps = self.settings.reps;
         for rep in 1..=reps {
@@ -331,7 +331,7 @@ impl Bench<'_> {
             let (again, _) = self
                 .ours(&six, Mode::Reprocess, &format!("six-reprocess-{rep}"))
                 .await?;
-            eprintln!(
+            errln!(
                 "bench loop: 1-2/6 six, rep {rep}/{reps}: cold {} (docker CLI {}), warm {}, --reprocess {}",
                 secs(cold.wall),
                 secs(base.wall),
@@ -355,7 +355,7 @@ impl Bench<'_> {
             &fixtures::workload("hello")?,
             n,
         )?;
-        eprintln!("bench loop: 3/6 {n} tiny datums: warm-up run");
+        errln!("bench loop: 3/6 {n} tiny datums: warm-up run");
         self.ours(&tiny, Mode::Warm, "tiny-warm-up").await?;
         let floor = FloorContainer::start(&self.script.image, &self.script.run_id)?;
         let reps = self.settings.reps;
@@ -372,7 +372,7 @@ impl Bench<'_> {
             let per_datum = ours.wall / tiny.datums;
             let base_per_datum =
                 Duration::from_secs_f64(base.after_build() / f64::from(tiny.datums));
-            eprintln!(
+            errln!(
                 "bench loop: 3/6 {n} tiny datums, rep {rep}/{reps}: {}/datum (docker CLI run phase {}/datum; docker exec {})",
                 secs(per_datum),
                 secs(base_per_datum),
@@ -394,7 +394,7 @@ impl Bench<'_> {
             &fixtures::workload("numpy-pandas")?,
             NUMPY_DATUMS,
         )?;
-        eprintln!("bench loop: 4/6 numpy+pandas: warm-up run (fills the cache)");
+        errln!("bench loop: 4/6 numpy+pandas: warm-up run (fills the cache)");
         let (warm_up, _) = self.ours(&np, Mode::Warm, "numpy-warm-up").await?;
         self.note_numpy(&warm_up);
         let reps = self.settings.reps;
@@ -421,7 +421,7 @@ impl Bench<'_> {
                 .ours(&np, Mode::Reprocess, &format!("numpy-reprocess-{rep}"))
                 .await?;
             self.note_numpy(&again);
-            eprintln!(
+            errln!(
                 "bench loop: 4/6 numpy+pandas, rep {rep}/{reps}: cold {} (build {build}, handoff {}), warm {}, --reprocess {}",
                 secs(cold.wall),
                 handoff.map_or_else(|| "n/a".to_string(), |h| format!("{h:.3} s")),
@@ -443,7 +443,7 @@ impl Bench<'_> {
     /// Row 5: one big datum.
     async fn big(&mut self) -> Result<()> {
         let bytes = self.settings.big_bytes;
-        eprintln!("bench loop: 5/6 writing a {} input", size_text(bytes));
+        errln!("bench loop: 5/6 writing a {} input", size_text(bytes));
         let dir = self.scratch.join("big");
         let big = fixtures::write_big(&dir, "bench-loop-big", bytes)?;
         let (run, out) = self.ours(&big, Mode::Reprocess, "big").await?;
@@ -456,7 +456,7 @@ impl Bench<'_> {
             )));
         }
         std::fs::remove_dir_all(&dir).with_path("cannot remove", &dir)?;
-        eprintln!(
+        errln!(
             "bench loop: 5/6 {} input: peak memory {:.1} MiB, {}",
             size_text(bytes),
             kib_to_mib(run.max_rss_kib),
@@ -482,7 +482,7 @@ impl Bench<'_> {
                 .missing_flags
                 .insert("test-builder --jobs".to_string());
         }
-        eprintln!("bench loop: 6/6 test-builder python: warm-up run");
+        errln!("bench loop: 6/6 test-builder python: warm-up run");
         self.ours_step(&default, "test-builder-warm-up").await?;
         let reps = self.settings.reps;
         for rep in 1..=reps {
@@ -499,7 +499,7 @@ impl Bench<'_> {
             } else {
                 "n/a (no --jobs)".to_string()
             };
-            eprintln!(
+            errln!(
                 "bench loop: 6/6 test-builder python, rep {rep}/{reps}: default {}, --jobs 1 {one_text}",
                 secs(run.wall)
             );
@@ -529,7 +529,7 @@ impl Bench<'_> {
         let (args, missing) = self.ours.command_line(step);
         self.results.missing_flags.extend(missing);
         if self.verbose {
-            eprintln!("bench loop: {}", ours::display(&args));
+            errln!("bench loop: {}", ours::display(&args));
         }
         self.ours.run(step, label).await
     }
@@ -542,7 +542,7 @@ impl Bench<'_> {
     ) -> Result<(baseline::ScriptRun, PathBuf)> {
         let out = self.new_out(&format!("baseline-{label}"));
         if self.verbose {
-            eprintln!(
+            errln!(
                 "bench loop: sh {}",
                 self.script
                     .args(pipeline, &out)
