@@ -32,7 +32,10 @@ use crate::trust::{BundleChoice, Trust};
 /// How a [`Runner`] works.
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {
-    /// Image name prefix of the official builders.
+    /// The run: every object made on the engine is labelled with it, and
+    /// the runner's clean-up removes them.
+    pub run: RunId,
+    /// Image name prefix of the official builders (and their bases).
     pub prefix: String,
     /// Where base images come from.
     pub base: BaseOptions,
@@ -66,6 +69,7 @@ pub struct RunnerOptions {
 impl Default for RunnerOptions {
     fn default() -> Self {
         RunnerOptions {
+            run: RunId::new(),
             prefix: "pachbuild".into(),
             base: BaseOptions::default(),
             bundle: BundleChoice::Auto,
@@ -102,6 +106,10 @@ pub struct Runner {
     run: RunId,
     trust: Trust,
     images: Mutex<HashMap<String, (Base, BuilderImage)>>,
+    /// Whether [`Runner::clean_up`] ran; if not, and images only for this
+    /// run were made (`made_ephemeral`), dropping the runner does it.
+    cleaned: std::sync::atomic::AtomicBool,
+    made_ephemeral: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Runner {
@@ -130,10 +138,12 @@ impl Runner {
         Ok(Runner {
             engine: engine.with_progress(options.progress.clone()),
             builders_dir: builders_dir.as_ref().to_path_buf(),
-            run: options.base.run.clone(),
+            run: options.run.clone(),
             options,
             trust,
             images: Mutex::new(HashMap::new()),
+            cleaned: Default::default(),
+            made_ephemeral: Default::default(),
         })
     }
 
@@ -169,13 +179,20 @@ impl Runner {
         }
         let dir = self.builders_dir.join(language);
         let meta = BuilderMeta::load(&dir)?;
-        let mut base_options = self.options.base.clone();
-        base_options.prefix = self.options.prefix.clone();
+        if self.options.ephemeral_images || self.options.base.ephemeral {
+            self.made_ephemeral
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         // Base lines are marked so a caller can show them apart from the
         // (long) image build output.
-        let base = base::provide(&self.engine, &meta, &base_options, &mut |line| {
-            progress(&format!("base: {line}"))
-        })
+        let base = base::provide(
+            &self.engine,
+            &meta,
+            &self.options.prefix,
+            &self.run,
+            &self.options.base,
+            &mut |line| progress(&format!("base: {line}")),
+        )
         .await?;
         let options = ImageOptions {
             tag: meta.builder_image(&self.options.prefix),
@@ -314,6 +331,8 @@ impl Runner {
             rebuild: self.options.rebuild,
             ephemeral: true,
         };
+        self.made_ephemeral
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let labels = crate::engine::Labels::for_run(&self.run, "fixture-image");
         let context = fixture.dir.join(&wanted.context);
         image::build_or_reuse(
@@ -331,6 +350,8 @@ impl Runner {
 
     /// Removes the containers (and ephemeral images) of this run.
     pub async fn clean_up(&self) -> Result<()> {
+        self.cleaned
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.engine.clean_up_run(&self.run).await.map(|_| ())
     }
 
@@ -356,6 +377,48 @@ fn fixture_image_tag(run: &RunId, fixture: &str, number: usize) -> String {
         .take(100)
         .collect();
     format!("pachbuild-fixture/{run}:{number}-{name}")
+}
+
+/// The runner owns its run's clean-up: a caller that returns early (an
+/// error, a panic, an interrupt that drops it) without [`Runner::clean_up`]
+/// still leaves nothing of the run (ephemeral images, stray containers),
+/// unless it keeps objects for debugging.
+impl Drop for Runner {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        // Containers and volumes are removed by their owners
+        // (`engine::Owned`); what only the run's clean-up removes is
+        // ephemeral images.
+        let left =
+            self.made_ephemeral.load(Ordering::SeqCst) && !self.cleaned.load(Ordering::SeqCst);
+        if !left || self.options.keep || crate::engine::engine_unresponsive() {
+            return;
+        }
+        // As `engine::Owned`: Drop cannot await and the runtime may be
+        // going, so a thread of its own with a fresh connection.
+        let (host, run) = (self.engine.host().to_string(), self.run.clone());
+        let progress = self.options.progress.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                let cleaned = match Engine::connect_to(&host).await {
+                    Ok(engine) => engine.clean_up_run(&run).await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = cleaned {
+                    progress.warn(format!(
+                        "clean-up of run {run} incomplete: {e}; `cargo xtask clean --run {run}` finishes it"
+                    ));
+                }
+            });
+        })
+        .join();
+    }
 }
 
 /// The metadata of the official builder `language` in `builders_dir`, if any.

@@ -136,10 +136,9 @@ pub fn ephemeral_runner(
     run: &RunId,
 ) -> harness::runner::Runner {
     let options = harness::runner::RunnerOptions {
+        run: run.clone(),
         prefix: TEST_PREFIX.into(),
         base: harness::builder::BaseOptions {
-            prefix: TEST_PREFIX.into(),
-            run: run.clone(),
             ephemeral: true,
             ..harness::builder::BaseOptions::default()
         },

@@ -35,15 +35,15 @@ async fn a_base_made_from_debian_packages_runs_commands_and_is_reused() {
     with_cleanup(|engine, run| async move {
         let meta = tiny_builder(&format!("t{}", run.as_str()));
         let options = BaseOptions {
-            prefix: "pachbuild-test".into(),
             force: Some(BaseFrom::Debian),
-            run: run.clone(),
             ephemeral: true,
             ..BaseOptions::default()
         };
-        let made = base::provide(&engine, &meta, &options, &mut |l| eprintln!("{l}"))
-            .await
-            .unwrap();
+        let made = base::provide(&engine, &meta, "pachbuild-test", &run, &options, &mut |l| {
+            eprintln!("{l}")
+        })
+        .await
+        .unwrap();
         assert_eq!(made.source, BaseSource::Debian);
         assert!(!made.reused);
         let image = engine
@@ -61,9 +61,11 @@ async fn a_base_made_from_debian_packages_runs_commands_and_is_reused() {
             force: None,
             ..options
         };
-        let again = base::provide(&engine, &meta, &options, &mut |l| eprintln!("{l}"))
-            .await
-            .unwrap();
+        let again = base::provide(&engine, &meta, "pachbuild-test", &run, &options, &mut |l| {
+            eprintln!("{l}")
+        })
+        .await
+        .unwrap();
         assert!(again.reused, "second call must reuse {}", made.image);
         assert_eq!(again.id, made.id);
 

@@ -490,6 +490,35 @@ fn an_interrupted_base_leaves_no_process_and_no_scratch() {
     assert!(left.is_empty(), "left: {left:?}\n{stderr}");
 }
 
+// ----- clean-up owned by the runner ------------------------------------------------
+
+/// A runner dropped without its clean-up (a caller that returned early)
+/// still removes the images made only for its run.
+fn a_dropped_runner_removes_the_images_of_its_run() {
+    let (rt, engine) = engine();
+    let run = RunId::new();
+    let fixture =
+        harness::fixture::Fixture::load(&fixtures_root().join("pipelines/ordinary")).unwrap();
+    {
+        let runner = ephemeral_runner(&engine, &fixtures_root().join("builders"), &run);
+        let outcome = rt
+            .block_on(runner.run_fixture(&fixture, None, &mut |_, _| {}))
+            .unwrap();
+        assert!(outcome.verdict.is_ok(), "{:?}", outcome.verdict);
+        let made = rt
+            .block_on(engine.find_labelled(&format!("io.pachbuild.run={run}")))
+            .unwrap();
+        assert!(!made.images.is_empty(), "the fixture made no image of the run");
+    }
+    let left = rt
+        .block_on(engine.find_labelled(&format!("io.pachbuild.run={run}")))
+        .unwrap();
+    assert!(
+        left.images.is_empty() && left.containers.is_empty() && left.volumes.is_empty(),
+        "left by a dropped runner: {left:?}"
+    );
+}
+
 const SCENARIOS: &[Scenario] = &[
     (
         "a_fixture_image_never_replaces_an_image_of_ours",
@@ -522,6 +551,10 @@ const SCENARIOS: &[Scenario] = &[
     (
         "an_interrupted_base_leaves_no_process_and_no_scratch",
         an_interrupted_base_leaves_no_process_and_no_scratch,
+    ),
+    (
+        "a_dropped_runner_removes_the_images_of_its_run",
+        a_dropped_runner_removes_the_images_of_its_run,
     ),
 ];
 

@@ -799,10 +799,9 @@ fn main() -> ExitCode {
     let setup_result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // As `ephemeral_runner`, under this run's own prefix.
         let options = harness::runner::RunnerOptions {
+            run: run.clone(),
             prefix: prefix.clone(),
             base: harness::builder::BaseOptions {
-                prefix: prefix.clone(),
-                run: run.clone(),
                 ephemeral: true,
                 ..Default::default()
             },

@@ -75,13 +75,9 @@ impl fmt::Display for Base {
 /// Options for [`provide`].
 #[derive(Debug, Clone)]
 pub struct BaseOptions {
-    /// Image name prefix, e.g. `pachbuild`.
-    pub prefix: String,
     pub force: Option<BaseFrom>,
     /// Debian mirror for mmdebstrap.
     pub mirror: String,
-    /// The run that makes the base (recorded as a label).
-    pub run: RunId,
     /// Mark a base made here as made only for this run (tests), so that the
     /// run's clean-up removes it.
     pub ephemeral: bool,
@@ -90,24 +86,25 @@ pub struct BaseOptions {
 impl Default for BaseOptions {
     fn default() -> Self {
         BaseOptions {
-            prefix: "pachbuild".into(),
             force: None,
             mirror: "http://deb.debian.org/debian".into(),
-            run: RunId::new(),
             ephemeral: false,
         }
     }
 }
 
-/// Provides the base of a builder, in the order the design gives.
-/// `log` receives progress lines.
+/// Provides the base of a builder, in the order the design gives: as
+/// `<prefix>/base-<lang>`, made (when it is) by run `run`. `log` receives
+/// progress lines.
 pub async fn provide(
     engine: &Engine,
     meta: &BuilderMeta,
+    prefix: &str,
+    run: &RunId,
     options: &BaseOptions,
     log: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Base> {
-    let provided = provide_base(engine, meta, options, log).await;
+    let provided = provide_base(engine, meta, prefix, run, options, log).await;
     if !provided.as_ref().is_ok_and(|b| b.reused) {
         engine.progress().emit(Event::BaseDone {
             builder: meta.language.clone(),
@@ -119,10 +116,12 @@ pub async fn provide(
 async fn provide_base(
     engine: &Engine,
     meta: &BuilderMeta,
+    prefix: &str,
+    run: &RunId,
     options: &BaseOptions,
     log: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Base> {
-    let recipe_image = meta.base_image(&options.prefix);
+    let recipe_image = meta.base_image(prefix);
     let hash = meta.base.debian.hash();
 
     let previous = engine.image(&recipe_image).await?;
@@ -178,7 +177,7 @@ async fn provide_base(
         }
     }
 
-    let id = make_debian_base(engine, meta, &recipe_image, options, log).await?;
+    let id = make_debian_base(engine, meta, &recipe_image, run, options, log).await?;
     crate::builder::image::remove_replaced(engine, previous, &id).await;
     Ok(Base {
         image: recipe_image,
@@ -193,6 +192,7 @@ async fn make_debian_base(
     engine: &Engine,
     meta: &BuilderMeta,
     image: &str,
+    run: &RunId,
     options: &BaseOptions,
     log: &mut (dyn FnMut(&str) + Send),
 ) -> Result<String> {
@@ -298,7 +298,7 @@ async fn make_debian_base(
         "importing {} MB as {image}",
         rootfs.len() / 1_000_000
     ));
-    let mut labels = Labels::for_run(&options.run, "base")
+    let mut labels = Labels::for_run(run, "base")
         .with(LABEL_RECIPE_HASH, &recipe.hash())
         .with(LABEL_BASE_SOURCE, "debian")
         .with("io.pachbuild.debian-suite", &recipe.suite)

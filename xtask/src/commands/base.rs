@@ -9,26 +9,29 @@ use crate::context::Context;
 pub async fn run(context: &Context, args: &BaseArgs) -> Result<i32> {
     let builders = context.builders(&args.languages)?;
     let engine = context.engine().await?;
-    let options = base_options(context, &args.base);
+    let options = base_options(&args.base);
     for (_, meta) in &builders {
-        let provided = base::provide(&engine, meta, &options, &mut |line| {
-            crate::ui::ui().status(&format!("  {}: {line}", meta.language))
-        })
+        let provided = base::provide(
+            &engine,
+            meta,
+            &context.prefix,
+            &context.run,
+            &options,
+            &mut |line| crate::ui::ui().status(&format!("  {}: {line}", meta.language)),
+        )
         .await?;
         outln!("{}: {provided}", meta.language);
     }
     Ok(0)
 }
 
-pub fn base_options(context: &Context, args: &BaseSourceArgs) -> BaseOptions {
+pub fn base_options(args: &BaseSourceArgs) -> BaseOptions {
     BaseOptions {
-        prefix: context.prefix.clone(),
         force: args.base_from.map(|f| match f {
             BaseFromArg::Upstream => BaseFrom::Upstream,
             BaseFromArg::Debian => BaseFrom::Debian,
         }),
         mirror: args.mirror.clone(),
-        run: context.run.clone(),
         ephemeral: false,
     }
 }

@@ -79,8 +79,9 @@ pub fn runner_options(
     base: &crate::cli::BaseSourceArgs,
 ) -> harness::runner::RunnerOptions {
     harness::runner::RunnerOptions {
+        run: context.run.clone(),
         prefix: context.prefix.clone(),
-        base: base::base_options(context, base),
+        base: base::base_options(base),
         log_root: context.target_dir().join("logs"),
         progress: crate::ui::ui().progress(),
         ..Default::default()
