@@ -51,13 +51,9 @@ pub enum Error {
         fix: String,
     },
 
-    /// The engine refused or failed an operation.
-    #[error("{operation} {object}: {message}")]
-    Engine {
-        operation: String,
-        object: String,
-        message: String,
-    },
+    /// The engine refused or failed an operation (its kind says how).
+    #[error(transparent)]
+    Engine(Box<crate::engine::EngineError>),
 
     /// A file-system operation on a named path failed.
     #[error("{action} {}: {source}", path.display())]
@@ -83,7 +79,7 @@ impl Error {
         match self {
             Error::Invalid { .. } | Error::Syntax { .. } | Error::Usage(_) => exit::BAD_INPUT,
             Error::NoEngine { .. } => exit::NO_ENGINE,
-            Error::Engine { .. } | Error::Io { .. } | Error::Failed(_) => exit::FAILED,
+            Error::Engine(_) | Error::Io { .. } | Error::Failed(_) => exit::FAILED,
             // The shell's convention: 128 + the signal's number.
             Error::Interrupted => 128 + i32::from(crate::interrupt::requested().unwrap_or(2)),
         }

@@ -508,7 +508,10 @@ fn a_dropped_runner_removes_the_images_of_its_run() {
         let made = rt
             .block_on(engine.find_labelled(&format!("io.pachbuild.run={run}")))
             .unwrap();
-        assert!(!made.images.is_empty(), "the fixture made no image of the run");
+        assert!(
+            !made.images.is_empty(),
+            "the fixture made no image of the run"
+        );
     }
     let left = rt
         .block_on(engine.find_labelled(&format!("io.pachbuild.run={run}")))

@@ -429,17 +429,13 @@ async fn remove_step_objects(engine: &Engine, trace: &BuildTrace) {
 /// A failed image build's error: the Dockerfile, the failing step, what the
 /// engine said, and what to do.
 fn build_error(error: Error, dockerfile: &Path, dir: &Path, trace: &BuildTrace) -> Error {
-    let Error::Engine {
-        operation,
-        object,
-        message,
-    } = &error
-    else {
+    let Error::Engine(engine_error) = error else {
         return error;
     };
-    if operation != "build image" {
-        return error;
+    if engine_error.operation != crate::engine::Operation::BuildImage {
+        return Error::Engine(engine_error);
     }
+    let message = engine_error.message.clone();
     let step = trace.step.as_deref().unwrap_or("(before the first step)");
     let first = message.lines().next().unwrap_or_default();
     let fix = if first.contains("COPY failed")
@@ -457,15 +453,12 @@ fn build_error(error: Error, dockerfile: &Path, dir: &Path, trace: &BuildTrace) 
         "correct the step in the Dockerfile; `--verbose` shows the whole build".to_string()
     };
     // Still a "build image" error: `validate` files it under the Dockerfile.
-    Error::Engine {
-        operation: operation.clone(),
-        object: object.clone(),
-        message: format!(
-            "failed at {}: {step}\n  {}\n  fix: {fix}",
-            dockerfile.display(),
-            message.trim_end()
-        ),
-    }
+    let message = format!(
+        "failed at {}: {step}\n  {}\n  fix: {fix}",
+        dockerfile.display(),
+        message.trim_end()
+    );
+    Error::Engine(Box::new(engine_error.with_message(message)))
 }
 
 /// Removes the image a new build took the tag from, so rebuilds leave no
@@ -584,11 +577,13 @@ mod tests {
             step: Some("Step 9/9 : COPY missing /app/".into()),
             ..BuildTrace::default()
         };
-        let e = Error::Engine {
-            operation: "build image".into(),
-            object: "p/x-build:1".into(),
-            message: "COPY failed: file not found in build context".into(),
-        };
+        let e = crate::engine::EngineError::new(
+            crate::engine::Operation::BuildImage,
+            "p/x-build:1",
+            crate::engine::Failure::Failed,
+            "COPY failed: file not found in build context",
+        )
+        .into();
         let text =
             build_error(e, Path::new("b/x/Dockerfile"), Path::new("b/x"), &trace).to_string();
         assert!(

@@ -115,11 +115,13 @@ async fn remove(engine: &Engine, kind: Kind, id: &str) -> Result<()> {
     match kind {
         Kind::Container => engine.remove_container(id).await,
         Kind::Volume => match engine.remove_volume(id).await? {
-            VolumeRemoval::InUse => Err(crate::Error::Engine {
-                operation: "remove volume".into(),
-                object: id.into(),
-                message: "a container still uses it (`cargo xtask clean` removes it later)".into(),
-            }),
+            VolumeRemoval::InUse => Err(super::EngineError::new(
+                super::Operation::RemoveVolume,
+                id,
+                super::Failure::Conflict,
+                "a container still uses it (`cargo xtask clean` removes it later)",
+            )
+            .into()),
             VolumeRemoval::Removed | VolumeRemoval::Gone => Ok(()),
         },
     }

@@ -8,8 +8,8 @@ use bollard::auth::DockerCredentials;
 use bollard::query_parameters as q;
 use futures_util::StreamExt;
 
-use super::{engine_err, Engine};
-use crate::error::{Error, Result};
+use super::{engine_err, Engine, EngineError, Failure, Operation};
+use crate::error::Result;
 use crate::image_ref::ImageRef;
 
 /// A push that reports nothing for this long is taken as stuck.
@@ -46,7 +46,15 @@ impl Engine {
         self.docker
             .tag_image(source, Some(options))
             .await
-            .map_err(|e| engine_err(&format!("tag image {source} as"), target, e))
+            .map_err(|e| {
+                engine_err(
+                    Operation::TagImage {
+                        source: source.to_string(),
+                    },
+                    target,
+                    e,
+                )
+            })
     }
 
     /// Removes one reference (`repo:tag`) of an image; the image stays while
@@ -66,7 +74,7 @@ impl Engine {
         {
             Ok(_) => Ok(()),
             Err(e) if super::is_not_found(&e) => Ok(()),
-            Err(e) => Err(engine_err("remove the reference", reference, e)),
+            Err(e) => Err(engine_err(Operation::RemoveReference, reference, e)),
         }
     }
 
@@ -77,7 +85,7 @@ impl Engine {
         match self.docker.inspect_image(image).await {
             Ok(i) => Ok(i.repo_digests.unwrap_or_default()),
             Err(e) if super::is_not_found(&e) => Ok(Vec::new()),
-            Err(e) => Err(engine_err("inspect image", image, e)),
+            Err(e) => Err(engine_err(Operation::InspectImage, image, e)),
         }
     }
 
@@ -99,7 +107,7 @@ impl Engine {
                 ..Default::default()
             }))
             .await
-            .map_err(|e| engine_err("list images labelled", label_filter, e))?;
+            .map_err(|e| engine_err(Operation::ListImages, label_filter, e))?;
         Ok(listed
             .into_iter()
             .map(|i| {
@@ -124,7 +132,7 @@ impl Engine {
         match self.docker.inspect_image(image).await {
             Ok(i) => Ok(i.created),
             Err(e) if super::is_not_found(&e) => Ok(None),
-            Err(e) => Err(engine_err("inspect image", image, e)),
+            Err(e) => Err(engine_err(Operation::InspectImage, image, e)),
         }
     }
 
@@ -156,17 +164,19 @@ impl Engine {
                 Ok(Some(item)) => item,
                 Ok(None) => break,
                 Err(_) => {
-                    return Err(Error::Engine {
-                        operation: "push image".into(),
-                        object: reference.into(),
-                        message: format!(
+                    return Err(EngineError::new(
+                        Operation::PushImage,
+                        reference,
+                        Failure::Timeout,
+                        format!(
                             "no progress for {} s: the push was abandoned",
                             PUSH_STALL.as_secs()
                         ),
-                    })
+                    )
+                    .into())
                 }
             };
-            let info = item.map_err(|e| engine_err("push image", reference, e))?;
+            let info = item.map_err(|e| engine_err(Operation::PushImage, reference, e))?;
             if let Some(status) = info.status {
                 if let Some(found) = digest_in_status(&status) {
                     digest = Some(found);
@@ -174,10 +184,14 @@ impl Engine {
                 progress(&status);
             }
         }
-        digest.ok_or_else(|| Error::Engine {
-            operation: "push image".into(),
-            object: reference.into(),
-            message: "the engine ended the push without reporting a digest".into(),
+        digest.ok_or_else(|| {
+            EngineError::new(
+                Operation::PushImage,
+                reference,
+                Failure::Failed,
+                "the engine ended the push without reporting a digest",
+            )
+            .into()
         })
     }
 }

@@ -9,7 +9,8 @@ use bollard::query_parameters as q;
 
 use super::owner::{liveness, Liveness, LABEL_OWNER, LABEL_SESSION};
 use super::{
-    engine_err, Engine, VolumeRemoval, LABEL_EPHEMERAL, LABEL_KIND, LABEL_MANAGED, LABEL_RUN,
+    engine_err, Engine, Operation, VolumeRemoval, LABEL_EPHEMERAL, LABEL_KIND, LABEL_MANAGED,
+    LABEL_RUN,
 };
 use crate::error::Result;
 
@@ -142,7 +143,7 @@ async fn list_containers(engine: &Engine) -> Result<Vec<Found>> {
             ..Default::default()
         }))
         .await
-        .map_err(|e| engine_err("list containers labelled", &filter, e))?
+        .map_err(|e| engine_err(Operation::ListContainers, &filter, e))?
         .into_iter()
         .map(|c| Found {
             what: "container",
@@ -167,7 +168,7 @@ async fn list_images(engine: &Engine, filter: &str) -> Result<Vec<Found>> {
             ..Default::default()
         }))
         .await
-        .map_err(|e| engine_err("list images labelled", filter, e))?
+        .map_err(|e| engine_err(Operation::ListImages, filter, e))?
         .into_iter()
         .map(|i| Found {
             what: "image",

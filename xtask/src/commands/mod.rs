@@ -205,20 +205,17 @@ pub async fn engine_lost(error: Error, phase: &str, engine: &Engine, run: &RunId
 /// One line of an error: an engine operation can be a whole shell script.
 fn brief(error: &Error) -> String {
     let text = match error {
-        Error::Engine {
-            operation,
-            object,
-            message,
-        } => {
+        Error::Engine(e) => {
             // `run `<script>` in container`: the script is left out.
-            let operation = if operation.contains('\n') || operation.chars().count() > 60 {
-                let verb = operation.split_whitespace().next().unwrap_or_default();
-                let tail = operation.rsplit_once('`').map_or("", |(_, t)| t);
-                format!("{verb} `…`{tail}")
-            } else {
-                operation.clone()
+            let operation = match &e.operation {
+                harness::engine::Operation::Exec { command }
+                    if command.contains('\n') || command.chars().count() > 50 =>
+                {
+                    "run `…` in container".to_string()
+                }
+                other => other.to_string(),
             };
-            format!("{operation} {object}: {message}")
+            format!("{operation} {}: {}", e.object, e.message)
         }
         other => other.to_string(),
     };

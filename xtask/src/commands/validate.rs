@@ -282,7 +282,7 @@ async fn check_image(
         Err(e @ Error::NoEngine { .. }) => return Err(e),
         Err(e) => {
             let file = match &e {
-                Error::Engine { operation, .. } if operation == "build image" => {
+                Error::Engine(e) if e.operation == harness::engine::Operation::BuildImage => {
                     dir.join("Dockerfile")
                 }
                 Error::Invalid { file, .. } | Error::Syntax { file, .. } => file.clone(),

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use super::{yaml_line, Problem};
 use crate::builder::meta::{BuilderMeta, METADATA_FILE};
-use crate::engine::{ContainerSpec, Engine, ExecSpec, Labels, RunId};
-use crate::error::{Error, Result};
+use crate::engine::{
+    ContainerSpec, Engine, EngineError, ExecSpec, Failure, Labels, Operation, RunId,
+};
+use crate::error::Result;
 
 /// How long one `checks.commands` entry may run in the image.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
@@ -28,10 +30,13 @@ pub async fn image_checks(
     let file = dir.join(METADATA_FILE);
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     let mut problems = Vec::new();
-    let info = engine.image(image).await?.ok_or_else(|| Error::Engine {
-        operation: "inspect image".into(),
-        object: image.into(),
-        message: "not found: build it first (`cargo xtask build-builder`)".into(),
+    let info = engine.image(image).await?.ok_or_else(|| {
+        crate::Error::from(EngineError::new(
+            Operation::InspectImage,
+            image,
+            Failure::NotFound,
+            "not found: build it first (`cargo xtask build-builder`)",
+        ))
     })?;
     let checks = &meta.checks;
     if !checks.commands.is_empty() || !checks.files.is_empty() {
