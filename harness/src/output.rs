@@ -10,6 +10,7 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::text::hex;
 
 /// A file tree in memory, keyed by relative path.
 pub type Tree = BTreeMap<PathBuf, Entry>;
@@ -673,10 +674,6 @@ fn file_digest(path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).with_path("read", path)?;
     Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The outcome of [`merge_dirs`].

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use e2e::{with_cleanup, xtask};
-use harness::builder::base::{self, BaseFrom, BaseOptions, BaseSource, LABEL_RECIPE_HASH};
+use harness::builder::base::{self, BaseOptions, BaseSource, LABEL_RECIPE_HASH};
 use harness::builder::meta::{BaseSpec, BuilderMeta, DebianRecipe, ImageChecks};
 use harness::engine::{ContainerSpec, ExecSpec, Labels, Stream};
 use predicates::prelude::*;
@@ -36,7 +36,7 @@ async fn a_base_made_from_debian_packages_runs_commands_and_is_reused() {
         let meta = tiny_builder(&format!("t{}", run.as_str()));
         let options = BaseOptions {
             prefix: "pachbuild-test".into(),
-            force: Some(BaseFrom::Debian),
+            force: Some(BaseSource::Debian),
             run: run.clone(),
             ephemeral: true,
             ..BaseOptions::default()

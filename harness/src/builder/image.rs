@@ -149,12 +149,7 @@ pub fn inputs_hash(context: &Context, base_id: &str, args: &HashMap<String, Stri
         hasher.update(v.as_bytes());
         hasher.update(b"\n");
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::text::hex(&hasher.finalize()[..12])
 }
 
 /// Options for [`ensure`].

@@ -72,11 +72,7 @@ impl Datum {
             .collect();
         keys.sort();
         let digest = Sha256::digest(keys.join("\n").as_bytes());
-        let mut hex = String::with_capacity(12);
-        for byte in digest.iter().take(6) {
-            let _ = write!(hex, "{byte:02x}");
-        }
-        hex
+        crate::text::hex(&digest[..6])
     }
 
     /// Human-readable, e.g. `images:/a.png × labels:/a.txt`; the repo is

@@ -25,6 +25,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 use crate::image_ref::ImageRef;
+use crate::text::short_id as short;
 
 pub use labels::{Labels, RunId, LABEL_EPHEMERAL, LABEL_KIND, LABEL_MANAGED, LABEL_RUN};
 pub use owned::{engine_unresponsive, Owned};
@@ -454,25 +455,22 @@ impl Engine {
             None,
             Some(bollard::body_full(Bytes::from(context))),
         );
-        let mut last_lines: Vec<String> = Vec::new();
+        let mut last_lines = crate::text::LastLines::new(20);
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
                     if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                        return Err(build_failed(tag, &detail, &last_lines));
+                        return Err(build_failed(tag, &detail, &last_lines.to_vec()));
                     }
                     if let Some(text) = info.stream {
                         for line in text.lines().filter(|l| !l.trim().is_empty()) {
                             progress(line);
                             last_lines.push(line.to_string());
-                            if last_lines.len() > 20 {
-                                last_lines.remove(0);
-                            }
                         }
                     }
                 }
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    return Err(build_failed(tag, &error, &last_lines));
+                    return Err(build_failed(tag, &error, &last_lines.to_vec()));
                 }
                 Err(e) => return Err(engine_err("build image", tag, e)),
             }
@@ -1145,10 +1143,6 @@ fn build_failed(tag: &str, detail: &str, last_lines: &[String]) -> Error {
 /// Values in import `changes` are Dockerfile syntax; quote them as JSON strings.
 fn quote_change(value: &str) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into())
-}
-
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
 }
 
 /// Container names must be unique on the engine; a counter keeps names of one

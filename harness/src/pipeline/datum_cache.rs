@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 use crate::datum::Datum;
 use crate::error::{IoContext, Result};
+use crate::text::hex;
 
 use super::cache::CacheOptions;
 
@@ -101,10 +102,6 @@ impl DatumKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What is remembered of a file whose content was hashed.

@@ -128,10 +128,11 @@ pub fn unknown_fields(spec: &PipelineSpec) -> Vec<String> {
 /// A pipeline or input name the platform accepts: ASCII letters, digits, `-`
 /// and `_`, not empty.
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !name.is_empty() && name.chars().all(is_name_char)
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
 }
 
 /// The field's value when it is set to something; the platform's protobufs
@@ -190,31 +191,13 @@ fn children(input: &Input) -> Vec<(&'static str, &Vec<Input>)> {
     .collect()
 }
 
-/// Replaces what a name may not hold, to suggest a name that would do.
+/// A name the platform would accept in place of `name`.
 fn suggest_name(name: &str) -> String {
-    let s: String = name
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if s.trim_matches('-').is_empty() {
-        "my-pipeline".to_string()
-    } else {
-        s
-    }
+    crate::text::suggest_name(name, is_name_char, "my-pipeline")
 }
 
 fn bad_chars(name: &str) -> String {
-    let mut bad: Vec<char> = name
-        .chars()
-        .filter(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-        .collect();
+    let mut bad: Vec<char> = name.chars().filter(|c| !is_name_char(*c)).collect();
     bad.sort_unstable();
     bad.dedup();
     bad.iter()

@@ -1,9 +1,9 @@
 //! `cargo xtask base [LANG...]`.
 
-use harness::builder::{base, BaseFrom, BaseOptions};
+use harness::builder::{base, BaseOptions};
 use harness::Result;
 
-use crate::cli::{BaseArgs, BaseFromArg, BaseSourceArgs};
+use crate::cli::{BaseArgs, BaseSourceArgs};
 use crate::context::Context;
 
 pub async fn run(context: &Context, args: &BaseArgs) -> Result<i32> {
@@ -23,10 +23,7 @@ pub async fn run(context: &Context, args: &BaseArgs) -> Result<i32> {
 pub fn base_options(context: &Context, args: &BaseSourceArgs) -> BaseOptions {
     BaseOptions {
         prefix: context.prefix.clone(),
-        force: args.base_from.map(|f| match f {
-            BaseFromArg::Upstream => BaseFrom::Upstream,
-            BaseFromArg::Debian => BaseFrom::Debian,
-        }),
+        force: args.base_from,
         mirror: args.mirror.clone(),
         run: context.run.clone(),
         ephemeral: false,

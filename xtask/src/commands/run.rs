@@ -592,7 +592,7 @@ fn lock(path: &Path, waiting: impl FnOnce()) -> Result<std::fs::File> {
 fn path_key(path: &Path) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
-    digest.iter().take(10).map(|b| format!("{b:02x}")).collect()
+    harness::text::hex(&digest[..10])
 }
 
 /// Adds `dir` to the list of output folders (at most 200 kept, newest last).

@@ -470,12 +470,7 @@ impl Tail {
 
     /// The last `n` non-empty lines.
     fn lines(&self, n: usize) -> Vec<String> {
-        let text = String::from_utf8_lossy(&self.0);
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        lines[lines.len().saturating_sub(n)..]
-            .iter()
-            .map(|l| l.to_string())
-            .collect()
+        harness::text::last_lines(&String::from_utf8_lossy(&self.0), n)
     }
 }
 

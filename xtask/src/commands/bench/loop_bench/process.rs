@@ -90,12 +90,7 @@ impl Drop for Group {
 /// The last `n` non-empty lines of a log, for an error message.
 pub fn log_tail(log: &Path, n: usize) -> Vec<String> {
     let text = std::fs::read(log).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| l.to_string())
-        .collect()
+    harness::text::last_lines(&String::from_utf8_lossy(&text), n)
 }
 
 /// `what` failed: the tail of its log and where the log is.
