@@ -174,17 +174,9 @@ fn hex32(bytes: &[u8]) -> String {
 }
 
 fn collect_empty_inputs(input: &Input, out: &mut Vec<String>) {
-    if let Some(pfs) = &input.pfs {
+    for pfs in input.pfs_inputs() {
         if pfs.empty_files {
             out.push(pfs.input_name().to_string());
-        }
-    }
-    for children in [&input.cross, &input.union, &input.join, &input.group]
-        .into_iter()
-        .flatten()
-    {
-        for child in children {
-            collect_empty_inputs(child, out);
         }
     }
 }

@@ -214,12 +214,7 @@ fn spout_why() -> &'static str {
 }
 
 fn has_lazy(input: &super::model::Input) -> bool {
-    input.pfs.as_ref().is_some_and(|p| p.lazy)
-        || [&input.cross, &input.union, &input.join, &input.group]
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(has_lazy)
+    input.pfs_inputs().iter().any(|p| p.lazy)
 }
 
 fn explain(path: &str) -> Option<(bool, String)> {

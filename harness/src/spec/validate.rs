@@ -105,22 +105,16 @@ pub fn unknown_fields(spec: &PipelineSpec) -> Vec<String> {
     if let Some(b) = &spec.transform.build {
         add("transform.build", &b.unknown);
     }
-    fn walk(input: &Input, path: &str, add: &mut dyn FnMut(&str, &super::model::Unknown)) {
-        add(path, &input.unknown);
-        if let Some(p) = &input.pfs {
-            add(&format!("{path}.pfs"), &p.unknown);
-        }
-        if let Some(c) = &input.cron {
-            add(&format!("{path}.cron"), &c.unknown);
-        }
-        for (kind, children) in children(input) {
-            for (i, child) in children.iter().enumerate() {
-                walk(child, &format!("{path}.{kind}[{i}]"), add);
-            }
-        }
-    }
     if let Some(input) = &spec.input {
-        walk(input, "input", &mut add);
+        input.visit("input", &mut |at| {
+            add(&at.path, &at.input.unknown);
+            if let Some(p) = &at.input.pfs {
+                add(&format!("{}.pfs", at.path), &p.unknown);
+            }
+            if let Some(c) = &at.input.cron {
+                add(&format!("{}.cron", at.path), &c.unknown);
+            }
+        });
     }
     out
 }
@@ -178,19 +172,6 @@ pub(crate) fn builder_choice(file: &std::path::Path, build: &Build) -> Result<()
     }
 }
 
-/// The child lists of an input node, by field name.
-fn children(input: &Input) -> Vec<(&'static str, &Vec<Input>)> {
-    [
-        ("cross", &input.cross),
-        ("union", &input.union),
-        ("join", &input.join),
-        ("group", &input.group),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-    .collect()
-}
-
 /// A name the platform would accept in place of `name`.
 fn suggest_name(name: &str) -> String {
     crate::text::suggest_name(name, is_name_char, "my-pipeline")
@@ -207,7 +188,7 @@ fn bad_chars(name: &str) -> String {
 }
 
 /// The kinds of combination an input node sits in.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Within {
     join: bool,
     group: bool,
@@ -326,24 +307,20 @@ impl Checker<'_> {
 
     /// The shape of each input node; names are checked in [`Checker::names`].
     fn input(&mut self, input: &Input, path: &str) {
-        self.input_in(input, path, Within::default());
+        input.visit(path, &mut |at| {
+            let within = Within {
+                join: at.within.contains(&"join"),
+                group: at.within.contains(&"group"),
+            };
+            self.node(at.input, &at.path, within);
+        });
     }
 
-    /// [`Checker::input`] for a node below the `join`s and `group`s of `within`.
-    fn input_in(&mut self, input: &Input, path: &str, within: Within) {
-        let set: Vec<&str> = [
-            ("pfs", input.pfs.is_some()),
-            ("cross", input.cross.is_some()),
-            ("union", input.union.is_some()),
-            ("cron", input.cron.is_some()),
-            ("join", input.join.is_some()),
-            ("group", input.group.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(k, on)| on.then_some(k))
-        .collect();
-        match set.len() {
-            0 => {
+    /// One node of [`Checker::input`], below the `join`s and `group`s of `within`.
+    fn node(&mut self, input: &Input, path: &str, within: Within) {
+        match input.kind() {
+            Ok(_) => {}
+            Err(set) if set.is_empty() => {
                 let mut problem =
                     "sets none of `pfs`, `cross`, `union`, `cron`, `join`, `group`".to_string();
                 if !input.unknown.is_empty() {
@@ -360,8 +337,7 @@ impl Checker<'_> {
                     "give it exactly one, e.g. `\"pfs\": {\"repo\": \"data\", \"glob\": \"/*\"}`",
                 );
             }
-            1 => {}
-            _ => {
+            Err(set) => {
                 let list: Vec<String> = set.iter().map(|k| format!("`{k}`")).collect();
                 self.push(
                     path,
@@ -420,20 +396,13 @@ impl Checker<'_> {
                 );
             }
         }
-        for (kind, list) in children(input) {
+        for (kind, list) in input.children() {
             if list.is_empty() {
                 self.push(
                     format!("{path}.{kind}"),
                     format!("`{kind}` is empty"),
                     format!("list at least one input in `{kind}`, or replace it with a single `pfs` input"),
                 );
-            }
-            let within = Within {
-                join: within.join || kind == "join",
-                group: within.group || kind == "group",
-            };
-            for (i, child) in list.iter().enumerate() {
-                self.input_in(child, &format!("{path}.{kind}[{i}]"), within);
             }
         }
     }
@@ -529,7 +498,7 @@ impl Checker<'_> {
         if let Some(cron) = &input.cron {
             self.one_name(&cron.name, format!("{path}.cron.name"), true, seen);
         }
-        for (kind, list) in children(input) {
+        for (kind, list) in input.children() {
             if kind == "union" {
                 let before = seen.clone();
                 for (i, child) in list.iter().enumerate() {

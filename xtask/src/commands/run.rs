@@ -412,16 +412,8 @@ fn input_repos(
 }
 
 fn pfs_inputs(input: &Input, out: &mut Vec<(String, String)>) {
-    if let Some(pfs) = &input.pfs {
+    for pfs in input.pfs_inputs() {
         out.push((pfs.input_name().to_string(), pfs.repo.clone()));
-    }
-    for children in [&input.cross, &input.union, &input.join, &input.group]
-        .into_iter()
-        .flatten()
-    {
-        for child in children {
-            pfs_inputs(child, out);
-        }
     }
 }
 
