@@ -413,21 +413,7 @@ fn plan_at(input: &Input, repos: &Planning, at: &str) -> Result<Vec<Tuple>> {
         Ok(InputKind::Union(list)) => ("union", list),
         Ok(InputKind::Join(list)) => ("join", list),
         Ok(InputKind::Group(list)) => ("group", list),
-        Err(kinds) if kinds.len() > 1 => return Err(Error::Usage(format!(
-            "{at}: sets {}; an input must be exactly one of pfs, cross, union, join, group or cron",
-            kinds.join(" and ")
-        ))),
-        Err(_) => {
-            let extra: Vec<&str> = input.unknown.keys().map(String::as_str).collect();
-            return Err(Error::Usage(if extra.is_empty() {
-                format!("{at}: empty input; set one of pfs, cross, union, join, group or cron")
-            } else {
-                format!(
-                    "{at}: `{}` inputs are not supported locally; set one of pfs, cross, union, join, group or cron",
-                    extra.join("`, `")
-                )
-            }));
-        }
+        Err(kinds) => return Err(Error::Usage(not_one_kind(input, &kinds, at))),
     };
     let at = format!("{at}.{kind}");
     if children.is_empty() {
@@ -448,6 +434,25 @@ fn plan_at(input: &Input, repos: &Planning, at: &str) -> Result<Vec<Tuple>> {
         "join" => join::join(planned),
         _ => join::group(planned),
     })
+}
+
+/// Why a node that sets no kind, or several, cannot be planned.
+fn not_one_kind(input: &Input, kinds: &[&str], at: &str) -> String {
+    const ONE_OF: &str = "pfs, cross, union, join, group or cron";
+    let extra: Vec<&str> = input.unknown.keys().map(String::as_str).collect();
+    if kinds.len() > 1 {
+        format!(
+            "{at}: sets {}; an input must be exactly one of {ONE_OF}",
+            kinds.join(" and ")
+        )
+    } else if extra.is_empty() {
+        format!("{at}: empty input; set one of {ONE_OF}")
+    } else {
+        format!(
+            "{at}: `{}` inputs are not supported locally; set one of {ONE_OF}",
+            extra.join("`, `")
+        )
+    }
 }
 
 /// The product of the inputs' datums, the first input varying fastest, as
