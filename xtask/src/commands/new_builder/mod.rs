@@ -421,4 +421,6 @@ fn render_level(paths: &[Vec<String>], depth: usize, indent: &str, lines: &mut V
 }
 
 #[cfg(test)]
+mod shape;
+#[cfg(test)]
 mod tests;
