@@ -442,15 +442,8 @@ async fn timed_exec(
 }
 
 fn command_failed(what: &str, code: i64, tail: &[String]) -> Error {
-    let mut message = format!("bench {what}: exited with code {code}");
-    if !tail.is_empty() {
-        message.push_str("; last lines of its output:");
-        for line in tail {
-            message.push_str("\n  | ");
-            message.push_str(line);
-        }
-    }
-    Error::Failed(message)
+    let message = format!("bench {what}: exited with code {code}");
+    Error::Failed(super::with_tail(message, tail))
 }
 
 /// The end of a command's output, bounded in memory.

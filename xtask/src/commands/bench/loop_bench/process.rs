@@ -95,15 +95,8 @@ pub fn log_tail(log: &Path, n: usize) -> Vec<String> {
 
 /// `what` failed: the tail of its log and where the log is.
 pub fn failed(what: &str, how: &str, log: &Path) -> Error {
-    let mut message = format!("bench loop: {what} {how}");
-    let tail = log_tail(log, TAIL_LINES);
-    if !tail.is_empty() {
-        message.push_str("; last lines of its output:");
-        for line in tail {
-            message.push_str("\n  | ");
-            message.push_str(&line);
-        }
-    }
+    let message = format!("bench loop: {what} {how}");
+    let mut message = super::super::with_tail(message, &log_tail(log, TAIL_LINES));
     message.push_str(&format!("\n  full log: {}", log.display()));
     Error::Failed(message)
 }
