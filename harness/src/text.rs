@@ -134,15 +134,20 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, candidate)| candidate)
 }
 
+/// `text` with every character `allowed` refuses replaced by `with`: a
+/// name made safe for the engine or a file system.
+pub fn replace_refused(text: &str, allowed: impl Fn(char) -> bool, with: char) -> String {
+    text.chars()
+        .map(|c| if allowed(c) { c } else { with })
+        .collect()
+}
+
 /// A name that would do in place of `name`, for a message's fix: every
 /// character `allowed` refuses becomes `-`, and the ends are trimmed to a
 /// letter or digit; `fallback` when nothing is left. A caller whose names
 /// are lower-case lower-cases first.
 pub fn suggest_name(name: &str, allowed: impl Fn(char) -> bool, fallback: &str) -> String {
-    let mapped: String = name
-        .chars()
-        .map(|c| if allowed(c) { c } else { '-' })
-        .collect();
+    let mapped = replace_refused(name, allowed, '-');
     let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
     if trimmed.is_empty() {
         fallback.to_string()
@@ -220,5 +225,6 @@ mod tests {
         assert_eq!(suggest_name("..", plain, "my-pipeline"), "my-pipeline");
         assert_eq!(suggest_name("", plain, "my-pipeline"), "my-pipeline");
         assert_eq!(suggest_name(" _data! ", plain, "x"), "data");
+        assert_eq!(replace_refused("a b/c", plain, '_'), "a_b_c");
     }
 }

@@ -457,15 +457,11 @@ fn unique_suffix() -> usize {
 
 /// Volume names take `[a-zA-Z0-9_.-]`.
 fn name_safe(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
+    crate::text::replace_refused(
+        text,
+        |c| c.is_ascii_alphanumeric() || "_.-".contains(c),
+        '-',
+    )
 }
 
 #[cfg(test)]

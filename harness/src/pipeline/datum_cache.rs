@@ -376,16 +376,11 @@ impl DatumCache {
 
 /// Scope names are free text: the folder's name is made safe.
 fn scope_dir_name(scope: &str) -> String {
-    let safe: String = scope
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let safe = crate::text::replace_refused(
+        scope,
+        |c| c.is_ascii_alphanumeric() || "-_.".contains(c),
+        '_',
+    );
     if safe == scope && !safe.starts_with('.') && !safe.is_empty() {
         safe
     } else {
