@@ -214,8 +214,27 @@ pub struct InputAt<'a> {
     pub input: &'a Input,
     /// Its dotted path, e.g. `input.cross[1]`.
     pub path: String,
-    /// The kinds of the lists it sits in, outermost first (`cross`, `join`).
-    pub within: Vec<&'static str>,
+    /// The lists it sits in, outermost first: their kind and its index in
+    /// each (`input.cross[1].join[0]`: `[("cross", 1), ("join", 0)]`).
+    pub above: Lists,
+}
+
+/// The lists above an input node: each one's kind and the node's index in it.
+pub type Lists = Vec<(&'static str, usize)>;
+
+impl InputAt<'_> {
+    /// Whether a list of `kind` is above this node (e.g. it is inside a `join`).
+    pub fn is_within(&self, kind: &str) -> bool {
+        self.above.iter().any(|(k, _)| *k == kind)
+    }
+
+    /// Whether the inputs of this node and of the node whose lists are
+    /// `other` can be in one datum: always, unless they sit in two branches
+    /// of one `union`.
+    pub fn meets(&self, other: &[(&'static str, usize)]) -> bool {
+        let parted = self.above.iter().zip(other).find(|(a, b)| a != b);
+        !matches!(parted, Some((("union", _), ("union", _))))
+    }
 }
 
 impl Input {
@@ -281,13 +300,13 @@ impl Input {
             visit(&at);
             for (kind, list) in at.input.children() {
                 for (i, child) in list.iter().enumerate() {
-                    let mut within = at.within.clone();
-                    within.push(kind);
+                    let mut above = at.above.clone();
+                    above.push((kind, i));
                     walk(
                         InputAt {
                             input: child,
                             path: format!("{}.{kind}[{i}]", at.path),
-                            within,
+                            above,
                         },
                         visit,
                     );
@@ -297,7 +316,7 @@ impl Input {
         let top = InputAt {
             input: self,
             path: path.to_string(),
-            within: Vec::new(),
+            above: Vec::new(),
         };
         walk(top, visit);
     }
@@ -339,7 +358,8 @@ mod tests {
         };
         let mut seen = Vec::new();
         tree.visit("input", &mut |at| {
-            seen.push(format!("{} {}", at.path, at.within.join("/")))
+            let kinds: Vec<&str> = at.above.iter().map(|(k, _)| *k).collect();
+            seen.push(format!("{} {}", at.path, kinds.join("/")))
         });
         assert_eq!(
             seen,
@@ -353,6 +373,22 @@ mod tests {
         );
         let repos: Vec<&str> = tree.pfs_inputs().iter().map(|p| p.repo.as_str()).collect();
         assert_eq!(repos, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn only_union_branches_never_meet() {
+        let node = Input::default();
+        let here = InputAt {
+            input: &node,
+            path: String::new(),
+            above: vec![("cross", 0), ("union", 1)],
+        };
+        assert!(!here.meets(&[("cross", 0), ("union", 0)]));
+        assert!(!here.meets(&[("cross", 0), ("union", 0), ("join", 2)]));
+        assert!(here.meets(&[("cross", 1)]));
+        assert!(here.meets(&[("cross", 0), ("union", 1), ("cross", 0)]));
+        assert!(here.meets(&[("cross", 0)]));
+        assert!(here.is_within("union") && !here.is_within("join"));
     }
 
     #[test]

@@ -9,9 +9,7 @@
 //! message alone. [`problems`] lists them all (a user fixes a spec in one go);
 //! [`validate`] stops at the first (for callers that only need yes or no).
 
-use std::collections::BTreeMap;
-
-use super::model::{Build, Input, PfsInput, PipelineSpec};
+use super::model::{Build, Input, Lists, PfsInput, PipelineSpec};
 use super::parse::LoadedSpec;
 use super::resolve::build_path;
 use crate::error::{Error, Result};
@@ -69,7 +67,7 @@ pub fn problems(loaded: &LoadedSpec) -> Vec<Error> {
     }
     if let Some(input) = &spec.input {
         c.input(input, "input");
-        c.names(input, "input", &mut BTreeMap::new());
+        c.names(input, "input");
     }
     if spec.transform.build.is_some() {
         c.build_path(loaded);
@@ -309,8 +307,8 @@ impl Checker<'_> {
     fn input(&mut self, input: &Input, path: &str) {
         input.visit(path, &mut |at| {
             let within = Within {
-                join: at.within.contains(&"join"),
-                group: at.within.contains(&"group"),
+                join: at.is_within("join"),
+                group: at.is_within("group"),
             };
             self.node(at.input, &at.path, within);
         });
@@ -484,49 +482,42 @@ impl Checker<'_> {
     /// Input names, as the platform checked them: names that can appear in the
     /// same datum must differ (they would be mounted at the same `/pfs/<name>`),
     /// but the branches of a `union` never meet in one datum, so they may share
-    /// a name (the platform's docs recommend it). `seen` maps each name that
-    /// can be present to the field that named it first.
-    fn names(&mut self, input: &Input, path: &str, seen: &mut BTreeMap<String, String>) {
-        if let Some(pfs) = &input.pfs {
-            // The same rule as `PfsInput::input_name`, which the runner uses.
-            let (name, field, explicit) = match pfs.name.as_deref().filter(|n| !n.is_empty()) {
-                Some(n) => (n, format!("{path}.pfs.name"), true),
-                None => (pfs.repo.as_str(), format!("{path}.pfs.repo"), false),
-            };
-            self.one_name(name, field, explicit, seen);
-        }
-        if let Some(cron) = &input.cron {
-            self.one_name(&cron.name, format!("{path}.cron.name"), true, seen);
-        }
-        for (kind, list) in input.children() {
-            if kind == "union" {
-                let before = seen.clone();
-                for (i, child) in list.iter().enumerate() {
-                    let mut branch = before.clone();
-                    self.names(child, &format!("{path}.{kind}[{i}]"), &mut branch);
-                    for (k, v) in branch {
-                        seen.entry(k).or_insert(v);
-                    }
-                }
-            } else {
-                for (i, child) in list.iter().enumerate() {
-                    self.names(child, &format!("{path}.{kind}[{i}]"), seen);
+    /// a name (the platform's docs recommend it). Each name is compared with
+    /// the names kept before it that can meet it.
+    fn names(&mut self, input: &Input, path: &str) {
+        // Kept names: the name, the field that named it, where its node is.
+        let mut kept: Vec<(String, String, Lists)> = Vec::new();
+        input.visit(path, &mut |at| {
+            let mut named = Vec::new();
+            if let Some(pfs) = &at.input.pfs {
+                // The same rule as `PfsInput::input_name`, which the runner uses.
+                named.push(match pfs.name.as_deref().filter(|n| !n.is_empty()) {
+                    Some(n) => (n, format!("{}.pfs.name", at.path), true),
+                    None => (pfs.repo.as_str(), format!("{}.pfs.repo", at.path), false),
+                });
+            }
+            if let Some(cron) = &at.input.cron {
+                named.push((cron.name.as_str(), format!("{}.cron.name", at.path), true));
+            }
+            for (name, field, explicit) in named {
+                let first = kept
+                    .iter()
+                    .find(|(n, _, above)| n == name && at.meets(above))
+                    .map(|(_, f, _)| f.as_str());
+                if self.one_name(name, &field, explicit, first) {
+                    kept.push((name.to_string(), field, at.above.clone()));
                 }
             }
-        }
+        });
     }
 
     /// `explicit`: the name comes from a `name` field, not from the repo (the
     /// repo's own format is checked with the repo, so it is not reported twice).
-    fn one_name(
-        &mut self,
-        name: &str,
-        field: String,
-        explicit: bool,
-        seen: &mut BTreeMap<String, String>,
-    ) {
+    /// `first`: the field of the first kept name that can meet this one and
+    /// is the same. True when the name is kept (it is good).
+    fn one_name(&mut self, name: &str, field: &str, explicit: bool, first: Option<&str>) -> bool {
         if name.trim().is_empty() {
-            return; // reported as a missing repo or cron name
+            return false; // reported as a missing repo or cron name
         }
         if RESERVED_INPUT_NAMES.contains(&name) {
             let fix = if explicit {
@@ -544,7 +535,7 @@ impl Checker<'_> {
                 ),
                 fix,
             );
-            return;
+            return false;
         }
         if explicit && !is_valid_name(name) {
             self.push(
@@ -555,9 +546,9 @@ impl Checker<'_> {
                 ),
                 format!("use a name such as `{}`", suggest_name(name)),
             );
-            return;
+            return false;
         }
-        if let Some(first) = seen.get(name) {
+        if let Some(first) = first {
             self.push(
                 field,
                 format!(
@@ -566,9 +557,9 @@ impl Checker<'_> {
                 ),
                 "give one of them another `name` (only the branches of a `union` may share a name)",
             );
-            return;
+            return false;
         }
-        seen.insert(name.to_string(), field);
+        true
     }
 
     fn build_path(&mut self, loaded: &LoadedSpec) {
