@@ -434,6 +434,23 @@ pub enum Difference {
 }
 
 impl DirDiff {
+    /// The paths only one side has; the caller compares the others.
+    fn by_paths<A, B>(expected: &BTreeMap<PathBuf, A>, actual: &BTreeMap<PathBuf, B>) -> DirDiff {
+        DirDiff {
+            missing: expected
+                .keys()
+                .filter(|p| !actual.contains_key(*p))
+                .cloned()
+                .collect(),
+            extra: actual
+                .keys()
+                .filter(|p| !expected.contains_key(*p))
+                .cloned()
+                .collect(),
+            different: Vec::new(),
+        }
+    }
+
     /// No difference at all.
     pub fn is_empty(&self) -> bool {
         self.missing.is_empty() && self.extra.is_empty() && self.different.is_empty()
@@ -525,19 +542,7 @@ pub fn diff_trees(expected: &Tree, actual: &Tree) -> DirDiff {
     };
     let expected = files(expected);
     let actual = files(actual);
-    let mut diff = DirDiff {
-        missing: expected
-            .keys()
-            .filter(|p| !actual.contains_key(*p))
-            .cloned()
-            .collect(),
-        extra: actual
-            .keys()
-            .filter(|p| !expected.contains_key(*p))
-            .cloned()
-            .collect(),
-        different: Vec::new(),
-    };
+    let mut diff = DirDiff::by_paths(&expected, &actual);
     for (path, want) in &expected {
         let Some(got) = actual.get(path) else {
             continue;
@@ -568,19 +573,7 @@ pub fn diff_dirs(expected: &Path, actual: &Path) -> Result<Option<String>> {
 pub fn compare_dirs(expected: &Path, actual: &Path) -> Result<DirDiff> {
     let want = list_leaves(expected)?;
     let got = list_leaves(actual)?;
-    let mut diff = DirDiff {
-        missing: want
-            .keys()
-            .filter(|p| !got.contains_key(*p))
-            .cloned()
-            .collect(),
-        extra: got
-            .keys()
-            .filter(|p| !want.contains_key(*p))
-            .cloned()
-            .collect(),
-        different: Vec::new(),
-    };
+    let mut diff = DirDiff::by_paths(&want, &got);
     for (path, w) in &want {
         let Some(g) = got.get(path) else { continue };
         let (a, b) = (expected.join(path), actual.join(path));
