@@ -18,6 +18,7 @@ pub mod source;
 pub mod spec;
 pub mod staging;
 pub mod stream;
+pub mod text;
 pub mod trust;
 pub mod yaml;
 

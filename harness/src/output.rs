@@ -10,6 +10,7 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::text::hex;
 
 /// A file tree in memory, keyed by relative path.
 pub type Tree = BTreeMap<PathBuf, Entry>;
@@ -118,20 +119,12 @@ pub fn with_parents(tree: Tree) -> Result<Tree> {
 /// one path, or a clash involving a symlink, is always an error.
 pub fn merge(outputs: Vec<(String, Tree)>, strict: bool) -> Result<Merged> {
     let mut tree = Tree::new();
-    // The datums that wrote each path, in order; two or more means a clash.
-    let mut writers: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    let mut writers = Writers::default();
 
     for (label, datum_tree) in outputs {
         let datum_tree = with_parents(datum_tree)
             .map_err(|e| Error::Failed(format!("output of datum {label}: {e}")))?;
         for (path, entry) in datum_tree {
-            let first = || {
-                writers
-                    .get(&path)
-                    .and_then(|w| w.first())
-                    .cloned()
-                    .unwrap_or_default()
-            };
             match (tree.get_mut(&path), entry) {
                 (None, entry) => {
                     tree.insert(path.clone(), entry);
@@ -148,43 +141,73 @@ pub fn merge(outputs: Vec<(String, Tree)>, strict: bool) -> Result<Merged> {
                     },
                 ) => {
                     if strict {
-                        return Err(Error::Failed(format!(
-                            "datums {} and {label} both write output file `{}` (strict mode: \
-                             the platform would append them in no particular order)",
-                            first(),
-                            path.display()
-                        )));
+                        return Err(writers.both_write(&path, &label));
                     }
                     contents.extend_from_slice(&more);
                     *executable |= more_exec;
                 }
                 (Some(existing), entry) => {
-                    return Err(Error::Failed(format!(
-                    "datum {} writes `{}` as {} and datum {label} as {}; outputs cannot be merged",
-                    first(),
-                    path.display(),
-                    existing.kind(),
-                    entry.kind()
-                )))
+                    return Err(writers.kinds_clash(&path, existing.kind(), &label, entry.kind()))
                 }
             }
-            writers.entry(path).or_default().push(label.clone());
+            writers.record(path, &label);
         }
     }
-
-    let warnings = writers
-        .into_iter()
-        .filter(|(_, w)| w.len() > 1)
-        .map(|(path, w)| {
-            format!(
-                "output file `{}` is written by datums {}: appended in that order \
-                 (the platform appends in no particular order; --strict-outputs makes this an error)",
-                path.display(),
-                w.join(" and ")
-            )
-        })
-        .collect();
+    let warnings = writers.warnings();
     Ok(Merged { tree, warnings })
+}
+
+/// The datums that wrote each output path, in order (two or more: a
+/// clash), and what a clash says: the same for [`merge`] and [`merge_dirs`].
+#[derive(Debug, Default)]
+struct Writers(BTreeMap<PathBuf, Vec<String>>);
+
+impl Writers {
+    fn record(&mut self, path: PathBuf, label: &str) {
+        self.0.entry(path).or_default().push(label.to_string());
+    }
+
+    fn first(&self, path: &Path) -> &str {
+        self.0
+            .get(path)
+            .and_then(|w| w.first())
+            .map_or("", String::as_str)
+    }
+
+    /// Two datums write one file, with `--strict-outputs`.
+    fn both_write(&self, path: &Path, label: &str) -> Error {
+        Error::Failed(format!(
+            "datums {} and {label} both write output file `{}` (strict mode: \
+             the platform would append them in no particular order)",
+            self.first(path),
+            path.display()
+        ))
+    }
+
+    /// A file and a folder, or a symlink and anything, at one path.
+    fn kinds_clash(&self, path: &Path, existing: &str, label: &str, new: &str) -> Error {
+        Error::Failed(format!(
+            "datum {} writes `{}` as {existing} and datum {label} as {new}; outputs cannot be merged",
+            self.first(path),
+            path.display()
+        ))
+    }
+
+    /// A warning for each file that datums appended to.
+    fn warnings(self) -> Vec<String> {
+        self.0
+            .into_iter()
+            .filter(|(_, w)| w.len() > 1)
+            .map(|(path, w)| {
+                format!(
+                    "output file `{}` is written by datums {}: appended in that order \
+                     (the platform appends in no particular order; --strict-outputs makes this an error)",
+                    path.display(),
+                    w.join(" and ")
+                )
+            })
+            .collect()
+    }
 }
 
 /// Writes `tree` under `dest` (created if needed). Refuses paths that could
@@ -411,6 +434,23 @@ pub enum Difference {
 }
 
 impl DirDiff {
+    /// The paths only one side has; the caller compares the others.
+    fn by_paths<A, B>(expected: &BTreeMap<PathBuf, A>, actual: &BTreeMap<PathBuf, B>) -> DirDiff {
+        DirDiff {
+            missing: expected
+                .keys()
+                .filter(|p| !actual.contains_key(*p))
+                .cloned()
+                .collect(),
+            extra: actual
+                .keys()
+                .filter(|p| !expected.contains_key(*p))
+                .cloned()
+                .collect(),
+            different: Vec::new(),
+        }
+    }
+
     /// No difference at all.
     pub fn is_empty(&self) -> bool {
         self.missing.is_empty() && self.extra.is_empty() && self.different.is_empty()
@@ -502,19 +542,7 @@ pub fn diff_trees(expected: &Tree, actual: &Tree) -> DirDiff {
     };
     let expected = files(expected);
     let actual = files(actual);
-    let mut diff = DirDiff {
-        missing: expected
-            .keys()
-            .filter(|p| !actual.contains_key(*p))
-            .cloned()
-            .collect(),
-        extra: actual
-            .keys()
-            .filter(|p| !expected.contains_key(*p))
-            .cloned()
-            .collect(),
-        different: Vec::new(),
-    };
+    let mut diff = DirDiff::by_paths(&expected, &actual);
     for (path, want) in &expected {
         let Some(got) = actual.get(path) else {
             continue;
@@ -545,19 +573,7 @@ pub fn diff_dirs(expected: &Path, actual: &Path) -> Result<Option<String>> {
 pub fn compare_dirs(expected: &Path, actual: &Path) -> Result<DirDiff> {
     let want = list_leaves(expected)?;
     let got = list_leaves(actual)?;
-    let mut diff = DirDiff {
-        missing: want
-            .keys()
-            .filter(|p| !got.contains_key(*p))
-            .cloned()
-            .collect(),
-        extra: got
-            .keys()
-            .filter(|p| !want.contains_key(*p))
-            .cloned()
-            .collect(),
-        different: Vec::new(),
-    };
+    let mut diff = DirDiff::by_paths(&want, &got);
     for (path, w) in &want {
         let Some(g) = got.get(path) else { continue };
         let (a, b) = (expected.join(path), actual.join(path));
@@ -675,10 +691,6 @@ fn file_digest(path: &Path) -> Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The outcome of [`merge_dirs`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MergedDirs {
@@ -691,7 +703,7 @@ pub struct MergedDirs {
 /// with the same warnings and errors. The datum folders are consumed.
 pub fn merge_dirs(outputs: &[(String, PathBuf)], dest: &Path, strict: bool) -> Result<MergedDirs> {
     fs::create_dir_all(dest).with_path("create folder", dest)?;
-    let mut writers: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    let mut writers = Writers::default();
     let mut files = 0;
     for (label, dir) in outputs {
         if !dir.exists() {
@@ -712,13 +724,6 @@ pub fn merge_dirs(outputs: &[(String, PathBuf)], dest: &Path, strict: bool) -> R
                 let (src, to) = (dir.join(&rel), dest.join(&rel));
                 let new_kind = leaf_kind(&src)?.unwrap_or("a file");
                 let old_kind = leaf_kind(&to)?;
-                let first = || {
-                    writers
-                        .get(&rel)
-                        .and_then(|w| w.first())
-                        .cloned()
-                        .unwrap_or_default()
-                };
                 match (old_kind, new_kind) {
                     (None, "a folder") => {
                         fs::create_dir(&to).with_path("create folder", &to)?;
@@ -739,39 +744,19 @@ pub fn merge_dirs(outputs: &[(String, PathBuf)], dest: &Path, strict: bool) -> R
                     }
                     (Some("a file"), "a file") => {
                         if strict {
-                            return Err(Error::Failed(format!(
-                                "datums {} and {label} both write output file `{}` (strict mode: \
-                                 the platform would append them in no particular order)",
-                                first(),
-                                rel.display()
-                            )));
+                            return Err(writers.both_write(&rel, label));
                         }
                         append_file(&src, &to)?;
                     }
                     (Some(existing), new) => {
-                        return Err(Error::Failed(format!(
-                            "datum {} writes `{}` as {existing} and datum {label} as {new}; outputs cannot be merged",
-                            first(),
-                            rel.display()
-                        )))
+                        return Err(writers.kinds_clash(&rel, existing, label, new))
                     }
                 }
-                writers.entry(rel).or_default().push(label.clone());
+                writers.record(rel, label);
             }
         }
     }
-    let warnings = writers
-        .into_iter()
-        .filter(|(_, w)| w.len() > 1)
-        .map(|(path, w)| {
-            format!(
-                "output file `{}` is written by datums {}: appended in that order \
-                 (the platform appends in no particular order; --strict-outputs makes this an error)",
-                path.display(),
-                w.join(" and ")
-            )
-        })
-        .collect();
+    let warnings = writers.warnings();
     Ok(MergedDirs { files, warnings })
 }
 

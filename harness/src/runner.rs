@@ -365,15 +365,9 @@ impl Runner {
 /// The tag of image `number` of `fixture` in run `run`: a name no one else
 /// uses (`pachbuild-fixture/<run>:<number>-<fixture>`).
 fn fixture_image_tag(run: &RunId, fixture: &str, number: usize) -> String {
-    let name: String = fixture
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    let name: String = crate::text::replace_refused(&fixture.to_ascii_lowercase(), allowed, '-')
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
         .take(100)
         .collect();
     format!("pachbuild-fixture/{run}:{number}-{name}")

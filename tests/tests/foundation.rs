@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use e2e::{with_cleanup, xtask};
-use harness::builder::base::{self, BaseFrom, BaseOptions, BaseSource, LABEL_RECIPE_HASH};
+use harness::builder::base::{self, BaseOptions, BaseSource, LABEL_RECIPE_HASH};
 use harness::builder::meta::{BaseSpec, BuilderMeta, DebianRecipe, ImageChecks};
 use harness::engine::{ContainerSpec, ExecSpec, Labels, Stream};
 use predicates::prelude::*;
@@ -35,7 +35,7 @@ async fn a_base_made_from_debian_packages_runs_commands_and_is_reused() {
     with_cleanup(|engine, run| async move {
         let meta = tiny_builder(&format!("t{}", run.as_str()));
         let options = BaseOptions {
-            force: Some(BaseFrom::Debian),
+            force: Some(BaseSource::Debian),
             ephemeral: true,
             ..BaseOptions::default()
         };

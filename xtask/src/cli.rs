@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+use harness::builder::BaseSource;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -328,8 +329,8 @@ pub struct BaseArgs {
 #[derive(Debug, Args, Clone)]
 pub struct BaseSourceArgs {
     /// Force one source of base images instead of reuse → upstream → Debian.
-    #[arg(long, value_enum, value_name = "SOURCE")]
-    pub base_from: Option<BaseFromArg>,
+    #[arg(long, value_name = "SOURCE", value_parser = base_source())]
+    pub base_from: Option<BaseSource>,
     /// Debian mirror used by mmdebstrap.
     #[arg(
         long,
@@ -339,10 +340,12 @@ pub struct BaseSourceArgs {
     pub mirror: String,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum BaseFromArg {
-    Upstream,
-    Debian,
+/// `--base-from`: the harness's own names, offered as clap's possible values.
+fn base_source() -> impl clap::builder::TypedValueParser<Value = BaseSource> {
+    use clap::builder::TypedValueParser as _;
+    let names = BaseSource::ALL.map(BaseSource::as_str);
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|name| BaseSource::from_name(&name).expect("one of the possible values"))
 }
 
 #[derive(Debug, Args)]

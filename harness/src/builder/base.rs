@@ -13,6 +13,7 @@ use crate::builder::meta::BuilderMeta;
 use crate::engine::{Engine, Labels, RunId};
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Event;
+use crate::text::{shell_quote, short_id};
 
 /// Label holding the Debian recipe's hash on a base made from it.
 pub const LABEL_RECIPE_HASH: &str = "io.pachbuild.recipe-hash";
@@ -25,26 +26,36 @@ pub const LABEL_BASE_IMAGE: &str = "io.pachbuild.base-image";
 /// How long a pull may take before we fall back to the Debian recipe.
 const PULL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Which source `--base-from` forces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BaseFrom {
-    Upstream,
-    Debian,
-}
-
-/// Where a provided base came from.
+/// Where a base comes from: the pinned upstream image, or Debian packages.
+/// What `--base-from` forces and what a base records
+/// ([`LABEL_BASE_SOURCE`]), under the same names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BaseSource {
     Upstream,
     Debian,
 }
 
-impl fmt::Display for BaseSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl BaseSource {
+    /// Every source, in the order they are tried.
+    pub const ALL: [BaseSource; 2] = [BaseSource::Upstream, BaseSource::Debian];
+
+    /// The name on the command line and in the label.
+    pub fn as_str(self) -> &'static str {
+        match self {
             BaseSource::Upstream => "upstream",
             BaseSource::Debian => "debian",
-        })
+        }
+    }
+
+    /// The source named `name`, as [`BaseSource::as_str`] names it.
+    pub fn from_name(name: &str) -> Option<BaseSource> {
+        BaseSource::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for BaseSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -75,7 +86,7 @@ impl fmt::Display for Base {
 /// Options for [`provide`].
 #[derive(Debug, Clone)]
 pub struct BaseOptions {
-    pub force: Option<BaseFrom>,
+    pub force: Option<BaseSource>,
     /// Debian mirror for mmdebstrap.
     pub mirror: String,
     /// Mark a base made here as made only for this run (tests), so that the
@@ -125,7 +136,7 @@ async fn provide_base(
     let hash = meta.base.debian.hash();
 
     let previous = engine.image(&recipe_image).await?;
-    if options.force != Some(BaseFrom::Upstream) {
+    if options.force != Some(BaseSource::Upstream) {
         if let Some(found) = &previous {
             if found.labels.get(LABEL_RECIPE_HASH) == Some(&hash) {
                 return Ok(Base {
@@ -141,7 +152,7 @@ async fn provide_base(
         }
     }
 
-    if options.force != Some(BaseFrom::Debian) {
+    if options.force != Some(BaseSource::Debian) {
         let upstream = &meta.base.upstream;
         if let Some(found) = engine.image(upstream).await? {
             return Ok(Base {
@@ -170,7 +181,7 @@ async fn provide_base(
                     reused: false,
                 });
             }
-            Err(e) if options.force == Some(BaseFrom::Upstream) => return Err(e),
+            Err(e) if options.force == Some(BaseSource::Upstream) => return Err(e),
             Err(e) => log(&format!(
                 "no registry: {e}; making the base from Debian packages instead"
             )),
@@ -300,7 +311,7 @@ async fn make_debian_base(
     ));
     let mut labels = Labels::for_run(run, "base")
         .with(LABEL_RECIPE_HASH, &recipe.hash())
-        .with(LABEL_BASE_SOURCE, "debian")
+        .with(LABEL_BASE_SOURCE, BaseSource::Debian.as_str())
         .with("io.pachbuild.debian-suite", &recipe.suite)
         .with(
             "org.opencontainers.image.title",
@@ -381,28 +392,4 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|p| p.is_file())
-}
-
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
-fn short_id(id: &str) -> &str {
-    let id = id.strip_prefix("sha256:").unwrap_or(id);
-    &id[..id.len().min(12)]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting_survives_single_quotes() {
-        assert_eq!(shell_quote("echo 'a'"), r"'echo '\''a'\'''");
-    }
-
-    #[test]
-    fn short_ids() {
-        assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
-    }
 }

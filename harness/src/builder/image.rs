@@ -150,12 +150,7 @@ pub fn inputs_hash(context: &Context, base_id: &str, args: &HashMap<String, Stri
         hasher.update(v.as_bytes());
         hasher.update(b"\n");
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::text::hex(&hasher.finalize()[..12])
 }
 
 /// Options for [`ensure`].
@@ -491,18 +486,7 @@ pub fn git_revision(root: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write(dir: &Path, path: &str, text: &str, exec: bool) {
-        let p = dir.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, text).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = if exec { 0o755 } else { 0o644 };
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-    }
+    use crate::builder::validate::testing::write;
 
     #[test]
     fn context_skips_fixtures_and_keeps_exec_bits() {

@@ -210,7 +210,7 @@ impl DebianRecipe {
             "env": self.env,
         });
         let digest = Sha256::digest(canonical.to_string().as_bytes());
-        digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+        crate::text::hex(&digest[..12])
     }
 }
 

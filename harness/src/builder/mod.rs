@@ -6,6 +6,6 @@ pub mod meta;
 pub mod release;
 pub mod validate;
 
-pub use base::{Base, BaseFrom, BaseOptions, BaseSource};
+pub use base::{Base, BaseOptions, BaseSource};
 pub use image::{BuilderImage, ImageOptions};
 pub use meta::{BuilderMeta, DebianRecipe};

@@ -64,12 +64,7 @@ pub fn release_hash(builder_id: &str, labels: &ReleaseLabels) -> String {
         hasher.update(b"=");
         hasher.update(value.as_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::text::hex(&hasher.finalize()[..12])
 }
 
 /// Makes (or reuses) `reference` from `builder` with `labels`.

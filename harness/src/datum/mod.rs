@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext, Result};
-use crate::spec::model::{CronInput, Input, PfsInput};
+use crate::spec::model::{CronInput, Input, InputKind, PfsInput};
 
 pub mod glob;
 mod join;
@@ -72,11 +72,7 @@ impl Datum {
             .collect();
         keys.sort();
         let digest = Sha256::digest(keys.join("\n").as_bytes());
-        let mut hex = String::with_capacity(12);
-        for byte in digest.iter().take(6) {
-            let _ = write!(hex, "{byte:02x}");
-        }
-        hex
+        crate::text::hex(&digest[..6])
     }
 
     /// Human-readable, e.g. `images:/a.png × labels:/a.txt`; the repo is
@@ -275,13 +271,7 @@ fn explain_at(
         return 1;
     }
     let mut total = 0;
-    for (kind, children) in [
-        ("cross", &input.cross),
-        ("union", &input.union),
-        ("join", &input.join),
-        ("group", &input.group),
-    ] {
-        let Some(children) = children else { continue };
+    for (kind, children) in input.children() {
         let at = format!("{at}.{kind}");
         let counts: Vec<usize> = children
             .iter()
@@ -415,71 +405,54 @@ fn finish(mut tuple: Tuple) -> Datum {
     }
 }
 
-fn kinds_set(input: &Input) -> Vec<&'static str> {
-    [
-        ("pfs", input.pfs.is_some()),
-        ("cross", input.cross.is_some()),
-        ("union", input.union.is_some()),
-        ("cron", input.cron.is_some()),
-        ("join", input.join.is_some()),
-        ("group", input.group.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(k, on)| on.then_some(k))
-    .collect()
-}
-
 fn plan_at(input: &Input, repos: &Planning, at: &str) -> Result<Vec<Tuple>> {
-    let kinds = kinds_set(input);
-    if kinds.len() > 1 {
+    let (kind, children) = match input.kind() {
+        Ok(InputKind::Pfs(pfs)) => return plan_pfs(pfs, repos, &format!("{at}.pfs")),
+        Ok(InputKind::Cron(cron)) => return plan_cron(cron, repos, &format!("{at}.cron")),
+        Ok(InputKind::Cross(list)) => ("cross", list),
+        Ok(InputKind::Union(list)) => ("union", list),
+        Ok(InputKind::Join(list)) => ("join", list),
+        Ok(InputKind::Group(list)) => ("group", list),
+        Err(kinds) => return Err(Error::Usage(not_one_kind(input, &kinds, at))),
+    };
+    let at = format!("{at}.{kind}");
+    if children.is_empty() {
         return Err(Error::Usage(format!(
-            "{at}: sets {}; an input must be exactly one of pfs, cross, union, join, group or cron",
-            kinds.join(" and ")
+            "{at}: a {kind} needs at least one input"
         )));
     }
+    if kind == "cross" {
+        check_cross_names(children, &at)?;
+    }
+    let mut planned = Vec::with_capacity(children.len());
+    for (i, child) in children.iter().enumerate() {
+        planned.push(plan_at(child, repos, &format!("{at}[{i}]"))?);
+    }
+    Ok(match kind {
+        "union" => planned.into_iter().flatten().collect(),
+        "cross" => cross(planned),
+        "join" => join::join(planned),
+        _ => join::group(planned),
+    })
+}
 
-    if let Some(pfs) = &input.pfs {
-        return plan_pfs(pfs, repos, &format!("{at}.pfs"));
-    }
-    if let Some(cron) = &input.cron {
-        return plan_cron(cron, repos, &format!("{at}.cron"));
-    }
-    for (kind, children) in [
-        ("union", &input.union),
-        ("cross", &input.cross),
-        ("join", &input.join),
-        ("group", &input.group),
-    ] {
-        let Some(children) = children else { continue };
-        let at = format!("{at}.{kind}");
-        if children.is_empty() {
-            return Err(Error::Usage(format!(
-                "{at}: a {kind} needs at least one input"
-            )));
-        }
-        if kind == "cross" {
-            check_cross_names(children, &at)?;
-        }
-        let mut planned = Vec::with_capacity(children.len());
-        for (i, child) in children.iter().enumerate() {
-            planned.push(plan_at(child, repos, &format!("{at}[{i}]"))?);
-        }
-        return Ok(match kind {
-            "union" => planned.into_iter().flatten().collect(),
-            "cross" => cross(planned),
-            "join" => join::join(planned),
-            _ => join::group(planned),
-        });
-    }
+/// Why a node that sets no kind, or several, cannot be planned.
+fn not_one_kind(input: &Input, kinds: &[&str], at: &str) -> String {
+    const ONE_OF: &str = "pfs, cross, union, join, group or cron";
     let extra: Vec<&str> = input.unknown.keys().map(String::as_str).collect();
-    Err(Error::Usage(if extra.is_empty() {
-        format!("{at}: empty input; set one of pfs, cross, union, join, group or cron")
+    if kinds.len() > 1 {
+        format!(
+            "{at}: sets {}; an input must be exactly one of {ONE_OF}",
+            kinds.join(" and ")
+        )
+    } else if extra.is_empty() {
+        format!("{at}: empty input; set one of {ONE_OF}")
     } else {
         format!(
-            "{at}: `{}` inputs are not supported locally; set one of pfs, cross, union, join, group or cron",
+            "{at}: `{}` inputs are not supported locally; set one of {ONE_OF}",
             extra.join("`, `")
         )
-    }))
+    }
 }
 
 /// The product of the inputs' datums, the first input varying fastest, as
@@ -507,7 +480,10 @@ fn check_cross_names(children: &[Input], at: &str) -> Result<()> {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (i, child) in children.iter().enumerate() {
         let mut names = BTreeSet::new();
-        input_names(child, &mut names);
+        child.visit("", &mut |node| {
+            names.extend(node.input.pfs.as_ref().map(|p| p.input_name().to_string()));
+            names.extend(node.input.cron.as_ref().map(|c| c.name.clone()));
+        });
         for name in names {
             if let Some(first) = seen.insert(name.clone(), i) {
                 return Err(Error::Usage(format!(
@@ -518,23 +494,6 @@ fn check_cross_names(children: &[Input], at: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn input_names(input: &Input, out: &mut BTreeSet<String>) {
-    if let Some(pfs) = &input.pfs {
-        out.insert(pfs.input_name().to_string());
-    }
-    if let Some(cron) = &input.cron {
-        out.insert(cron.name.clone());
-    }
-    for children in [&input.cross, &input.union, &input.join, &input.group]
-        .into_iter()
-        .flatten()
-    {
-        for child in children {
-            input_names(child, out);
-        }
-    }
 }
 
 fn plan_cron(cron: &CronInput, repos: &Planning, at: &str) -> Result<Vec<Tuple>> {

@@ -517,16 +517,11 @@ fn unique_name(base: &str) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let clean: String = base
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let clean = crate::text::replace_refused(
+        base,
+        |c| c.is_ascii_alphanumeric() || "_.-".contains(c),
+        '-',
+    );
     format!("{clean}-{n}")
 }
 

@@ -120,25 +120,22 @@ impl Engine {
             None,
             Some(bollard::body_full(Bytes::from(context))),
         );
-        let mut last_lines: Vec<String> = Vec::new();
+        let mut last_lines = crate::text::LastLines::new(20);
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
                     if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                        return Err(build_failed(tag, &detail, &last_lines));
+                        return Err(build_failed(tag, &detail, &last_lines.to_vec()));
                     }
                     if let Some(text) = info.stream {
                         for line in text.lines().filter(|l| !l.trim().is_empty()) {
                             progress(line);
                             last_lines.push(line.to_string());
-                            if last_lines.len() > 20 {
-                                last_lines.remove(0);
-                            }
                         }
                     }
                 }
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    return Err(build_failed(tag, &error, &last_lines));
+                    return Err(build_failed(tag, &error, &last_lines.to_vec()));
                 }
                 Err(e) => return Err(engine_err(Operation::BuildImage, tag, e)),
             }

@@ -32,6 +32,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 use crate::image_ref::ImageRef;
+use crate::text::short_id as short;
 
 pub use containers::ExecSession;
 use containers::Lifeline;
@@ -308,10 +309,6 @@ impl Engine {
             ),
         })
     }
-}
-
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
 }
 
 /// Times one engine call for `-v`: when dropped (the call returned, failed

@@ -20,6 +20,7 @@ use crate::engine::owner::{self, LABEL_OWNER};
 use crate::engine::{Engine, Labels, Owned, RunId, VolumeRemoval, LABEL_KIND, LABEL_RUN};
 use crate::error::{IoContext, Result};
 use crate::source::SourceSet;
+use crate::text::hex;
 
 /// Bumped when the layout of an entry changes: old entries then never match.
 const FORMAT: &str = "pachbuild build cache v1";
@@ -83,10 +84,6 @@ pub fn cache_key(source: &SourceSet, builder_image_id: &str) -> Result<CacheKey>
         key.update(content.finalize());
     }
     Ok(CacheKey(hex(&key.finalize())))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Where a cache's entries live and how many it keeps.
@@ -460,15 +457,11 @@ fn unique_suffix() -> usize {
 
 /// Volume names take `[a-zA-Z0-9_.-]`.
 fn name_safe(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
+    crate::text::replace_refused(
+        text,
+        |c| c.is_ascii_alphanumeric() || "_.-".contains(c),
+        '-',
+    )
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 use crate::datum::Datum;
 use crate::error::{IoContext, Result};
+use crate::text::hex;
 
 use super::cache::CacheOptions;
 
@@ -101,10 +102,6 @@ impl DatumKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What is remembered of a file whose content was hashed.
@@ -379,16 +376,11 @@ impl DatumCache {
 
 /// Scope names are free text: the folder's name is made safe.
 fn scope_dir_name(scope: &str) -> String {
-    let safe: String = scope
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let safe = crate::text::replace_refused(
+        scope,
+        |c| c.is_ascii_alphanumeric() || "-_.".contains(c),
+        '_',
+    );
     if safe == scope && !safe.starts_with('.') && !safe.is_empty() {
         safe
     } else {

@@ -1,13 +1,13 @@
 //! Phase logs: each phase's output streams live to the caller, line by line,
 //! and is saved to a file; the last lines are kept for error messages.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::engine::Stream;
 use crate::error::{IoContext, Result};
+use crate::text::LastLines;
 
 /// How many lines of a failed phase are shown in its error.
 pub const TAIL_LINES: usize = 20;
@@ -29,7 +29,7 @@ pub struct PhaseLog {
     pub label: String,
     pub path: PathBuf,
     file: File,
-    tail: VecDeque<String>,
+    tail: LastLines,
     partial: [Vec<u8>; 2],
     /// Bytes written to the file so far, and bytes left out past the limit.
     written: u64,
@@ -46,7 +46,7 @@ impl PhaseLog {
             label: label.to_string(),
             path,
             file,
-            tail: VecDeque::new(),
+            tail: LastLines::new(TAIL_LINES),
             partial: [Vec::new(), Vec::new()],
             written: 0,
             left_out: 0,
@@ -125,7 +125,7 @@ impl PhaseLog {
 
     /// The last lines, for an error message.
     pub fn tail(&self) -> Vec<String> {
-        self.tail.iter().cloned().collect()
+        self.tail.to_vec()
     }
 
     fn emit(&mut self, text: String, sink: LineSink<'_>) {
@@ -141,10 +141,7 @@ impl PhaseLog {
 
     fn push_tail(&mut self, text: String, sink: LineSink<'_>) {
         sink(&self.label, &text);
-        self.tail.push_back(text);
-        if self.tail.len() > TAIL_LINES {
-            self.tail.pop_front();
-        }
+        self.tail.push(text);
     }
 }
 

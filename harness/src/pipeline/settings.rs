@@ -106,7 +106,7 @@ impl DatumSettings {
 
     /// The worker's `settings` file: shell assignments it sources.
     pub fn settings_file(&self) -> Vec<u8> {
-        let quote = super::worker::shell_quote;
+        let quote = crate::text::shell_quote;
         let accept: Vec<String> = self.accept.iter().map(i64::to_string).collect();
         let mut text = format!(
             "tries={}\naccept={}\nempty={}\n",
@@ -170,25 +170,13 @@ pub fn check_secrets(prepared: &Prepared, secrets: &BTreeMap<String, PathBuf>) -
 
 /// A commit-like id: 32 hex digits of a hash.
 fn hex32(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::text::hex(&Sha256::digest(bytes)[..16])
 }
 
 fn collect_empty_inputs(input: &Input, out: &mut Vec<String>) {
-    if let Some(pfs) = &input.pfs {
+    for pfs in input.pfs_inputs() {
         if pfs.empty_files {
             out.push(pfs.input_name().to_string());
-        }
-    }
-    for children in [&input.cross, &input.union, &input.join, &input.group]
-        .into_iter()
-        .flatten()
-    {
-        for child in children {
-            collect_empty_inputs(child, out);
         }
     }
 }

@@ -29,6 +29,7 @@ use crate::engine::{
 use crate::error::{Error, Result};
 use crate::staging;
 use crate::stream;
+use crate::text::shell_quote;
 
 use super::log::{LineSink, PhaseLog};
 use super::settings::DatumSettings;
@@ -198,11 +199,6 @@ fn lines_file(lines: &[String]) -> Option<Vec<u8>> {
     })
 }
 
-/// Quotes `arg` for `sh` (single quotes; any byte but NUL survives).
-pub(crate) fn shell_quote(arg: &str) -> String {
-    format!("'{}'", arg.replace('\'', r"'\''"))
-}
-
 /// The `argv/<datum>` file: sets the positional parameters to
 /// `env K=V... command args...`.
 fn argv_file(env: &[String], command: &[String]) -> Vec<u8> {
@@ -223,14 +219,7 @@ fn new_token() -> String {
         .unwrap_or(0);
     let seed = format!("{nanos}-{}-{}", std::process::id(), unique());
     let digest = Sha256::digest(seed.as_bytes());
-    format!(
-        "pachbuild-datum-end-{}",
-        digest
-            .iter()
-            .take(12)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
+    format!("pachbuild-datum-end-{}", crate::text::hex(&digest[..12]))
 }
 
 /// One datum's run.

@@ -214,12 +214,7 @@ fn spout_why() -> &'static str {
 }
 
 fn has_lazy(input: &super::model::Input) -> bool {
-    input.pfs.as_ref().is_some_and(|p| p.lazy)
-        || [&input.cross, &input.union, &input.join, &input.group]
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(has_lazy)
+    input.pfs_inputs().iter().any(|p| p.lazy)
 }
 
 fn explain(path: &str) -> Option<(bool, String)> {
@@ -246,7 +241,7 @@ fn explain(path: &str) -> Option<(bool, String)> {
         None => {
             let mut all: Vec<&str> = known.to_vec();
             all.extend(table.iter().map(|(name, _)| *name));
-            let hint = nearest(key, &all)
+            let hint = crate::text::nearest(key, all)
                 .map(|n| format!(" (did you mean `{n}`?)"))
                 .unwrap_or_default();
             Some((
@@ -257,33 +252,6 @@ fn explain(path: &str) -> Option<(bool, String)> {
             ))
         }
     }
-}
-
-/// The known name closest to `word` by edit distance, when close enough.
-fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (edit_distance(word, k), *k))
-        .filter(|(d, k)| *d <= (k.len().max(word.len()) / 3).max(2))
-        .min()
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 /// `resource_limits.memory` in bytes and `resource_limits.cpu` in CPUs.
@@ -379,6 +347,6 @@ mod tests {
         assert_eq!(resource_limits(&spec), (Some(512 << 20), Some(1.5)));
         assert_eq!(kubernetes_quantity("2G"), Some(2_000_000_000));
         assert_eq!(kubernetes_quantity("lots"), None);
-        assert_eq!(nearest("zzzzzz", &["glob"]), None);
+        assert_eq!(crate::text::nearest("zzzzzz", ["glob"]), None);
     }
 }

@@ -192,3 +192,218 @@ pub struct CronInput {
     #[serde(flatten)]
     pub unknown: Unknown,
 }
+
+/// The kinds of input node, as the spec names them, in the order messages
+/// list them.
+pub const INPUT_KINDS: [&str; 6] = ["pfs", "cross", "union", "cron", "join", "group"];
+
+/// The one kind an input node sets, with what it holds.
+#[derive(Debug, Clone, Copy)]
+pub enum InputKind<'a> {
+    Pfs(&'a PfsInput),
+    Cron(&'a CronInput),
+    Cross(&'a [Input]),
+    Union(&'a [Input]),
+    Join(&'a [Input]),
+    Group(&'a [Input]),
+}
+
+/// An input node met by [`Input::visit`].
+#[derive(Debug, Clone)]
+pub struct InputAt<'a> {
+    pub input: &'a Input,
+    /// Its dotted path, e.g. `input.cross[1]`.
+    pub path: String,
+    /// The lists it sits in, outermost first: their kind and its index in
+    /// each (`input.cross[1].join[0]`: `[("cross", 1), ("join", 0)]`).
+    pub above: Lists,
+}
+
+/// The lists above an input node: each one's kind and the node's index in it.
+pub type Lists = Vec<(&'static str, usize)>;
+
+impl InputAt<'_> {
+    /// Whether a list of `kind` is above this node (e.g. it is inside a `join`).
+    pub fn is_within(&self, kind: &str) -> bool {
+        self.above.iter().any(|(k, _)| *k == kind)
+    }
+
+    /// Whether the inputs of this node and of the node whose lists are
+    /// `other` can be in one datum: always, unless they sit in two branches
+    /// of one `union`.
+    pub fn meets(&self, other: &[(&'static str, usize)]) -> bool {
+        let parted = self.above.iter().zip(other).find(|(a, b)| a != b);
+        !matches!(parted, Some((("union", _), ("union", _))))
+    }
+}
+
+impl Input {
+    /// The kinds this node sets, in [`INPUT_KINDS`] order.
+    pub fn kinds_set(&self) -> Vec<&'static str> {
+        let set = [
+            self.pfs.is_some(),
+            self.cross.is_some(),
+            self.union.is_some(),
+            self.cron.is_some(),
+            self.join.is_some(),
+            self.group.is_some(),
+        ];
+        INPUT_KINDS
+            .into_iter()
+            .zip(set)
+            .filter_map(|(kind, on)| on.then_some(kind))
+            .collect()
+    }
+
+    /// The platform's rule: a node sets exactly one kind. That kind, or the
+    /// kinds it sets (none, or several) when it breaks the rule.
+    pub fn kind(&self) -> Result<InputKind<'_>, Vec<&'static str>> {
+        let set = self.kinds_set();
+        if set.len() != 1 {
+            return Err(set);
+        }
+        if let Some(pfs) = &self.pfs {
+            return Ok(InputKind::Pfs(pfs));
+        }
+        if let Some(cron) = &self.cron {
+            return Ok(InputKind::Cron(cron));
+        }
+        // Exactly one kind is set and it is not pfs or cron: one list.
+        let (kind, list) = self.children()[0];
+        Ok(match kind {
+            "cross" => InputKind::Cross(list),
+            "union" => InputKind::Union(list),
+            "join" => InputKind::Join(list),
+            _ => InputKind::Group(list),
+        })
+    }
+
+    /// The lists of inputs below this node, by field name, in the order
+    /// `cross`, `union`, `join`, `group`.
+    pub fn children(&self) -> Vec<(&'static str, &[Input])> {
+        [
+            ("cross", &self.cross),
+            ("union", &self.union),
+            ("join", &self.join),
+            ("group", &self.group),
+        ]
+        .into_iter()
+        .filter_map(|(kind, list)| list.as_deref().map(|list| (kind, list)))
+        .collect()
+    }
+
+    /// Calls `visit` on this node, at `path`, and on every node below it,
+    /// parents first and lists in [`Input::children`] order: the one walk of
+    /// the input tree, for every check that looks at each node alone.
+    pub fn visit<'a>(&'a self, path: &str, visit: &mut dyn FnMut(&InputAt<'a>)) {
+        fn walk<'a>(at: InputAt<'a>, visit: &mut dyn FnMut(&InputAt<'a>)) {
+            visit(&at);
+            for (kind, list) in at.input.children() {
+                for (i, child) in list.iter().enumerate() {
+                    let mut above = at.above.clone();
+                    above.push((kind, i));
+                    walk(
+                        InputAt {
+                            input: child,
+                            path: format!("{}.{kind}[{i}]", at.path),
+                            above,
+                        },
+                        visit,
+                    );
+                }
+            }
+        }
+        let top = InputAt {
+            input: self,
+            path: path.to_string(),
+            above: Vec::new(),
+        };
+        walk(top, visit);
+    }
+
+    /// Every `pfs` input in the tree, in [`Input::visit`] order.
+    pub fn pfs_inputs(&self) -> Vec<&PfsInput> {
+        let mut out = Vec::new();
+        self.visit("input", &mut |at| out.extend(at.input.pfs.as_ref()));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pfs(repo: &str) -> Input {
+        Input {
+            pfs: Some(PfsInput {
+                repo: repo.into(),
+                glob: "/".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn visit_gives_every_node_its_path_and_lists() {
+        let tree = Input {
+            cross: Some(vec![
+                pfs("a"),
+                Input {
+                    join: Some(vec![pfs("b"), pfs("c")]),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        tree.visit("input", &mut |at| {
+            let kinds: Vec<&str> = at.above.iter().map(|(k, _)| *k).collect();
+            seen.push(format!("{} {}", at.path, kinds.join("/")))
+        });
+        assert_eq!(
+            seen,
+            [
+                "input ",
+                "input.cross[0] cross",
+                "input.cross[1] cross",
+                "input.cross[1].join[0] cross/join",
+                "input.cross[1].join[1] cross/join",
+            ]
+        );
+        let repos: Vec<&str> = tree.pfs_inputs().iter().map(|p| p.repo.as_str()).collect();
+        assert_eq!(repos, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn only_union_branches_never_meet() {
+        let node = Input::default();
+        let here = InputAt {
+            input: &node,
+            path: String::new(),
+            above: vec![("cross", 0), ("union", 1)],
+        };
+        assert!(!here.meets(&[("cross", 0), ("union", 0)]));
+        assert!(!here.meets(&[("cross", 0), ("union", 0), ("join", 2)]));
+        assert!(here.meets(&[("cross", 1)]));
+        assert!(here.meets(&[("cross", 0), ("union", 1), ("cross", 0)]));
+        assert!(here.meets(&[("cross", 0)]));
+        assert!(here.is_within("union") && !here.is_within("join"));
+    }
+
+    #[test]
+    fn a_node_sets_exactly_one_kind() {
+        assert!(matches!(pfs("a").kind(), Ok(InputKind::Pfs(_))));
+        let union = Input {
+            union: Some(vec![]),
+            ..Default::default()
+        };
+        assert!(matches!(union.kind(), Ok(InputKind::Union(list)) if list.is_empty()));
+        assert_eq!(Input::default().kind().unwrap_err(), Vec::<&str>::new());
+        let both = Input {
+            group: Some(vec![]),
+            ..pfs("a")
+        };
+        assert_eq!(both.kind().unwrap_err(), ["pfs", "group"]);
+    }
+}

@@ -9,9 +9,7 @@
 //! message alone. [`problems`] lists them all (a user fixes a spec in one go);
 //! [`validate`] stops at the first (for callers that only need yes or no).
 
-use std::collections::BTreeMap;
-
-use super::model::{Build, Input, PfsInput, PipelineSpec};
+use super::model::{Build, Input, Lists, PfsInput, PipelineSpec};
 use super::parse::LoadedSpec;
 use super::resolve::build_path;
 use crate::error::{Error, Result};
@@ -69,7 +67,7 @@ pub fn problems(loaded: &LoadedSpec) -> Vec<Error> {
     }
     if let Some(input) = &spec.input {
         c.input(input, "input");
-        c.names(input, "input", &mut BTreeMap::new());
+        c.names(input, "input");
     }
     if spec.transform.build.is_some() {
         c.build_path(loaded);
@@ -105,22 +103,16 @@ pub fn unknown_fields(spec: &PipelineSpec) -> Vec<String> {
     if let Some(b) = &spec.transform.build {
         add("transform.build", &b.unknown);
     }
-    fn walk(input: &Input, path: &str, add: &mut dyn FnMut(&str, &super::model::Unknown)) {
-        add(path, &input.unknown);
-        if let Some(p) = &input.pfs {
-            add(&format!("{path}.pfs"), &p.unknown);
-        }
-        if let Some(c) = &input.cron {
-            add(&format!("{path}.cron"), &c.unknown);
-        }
-        for (kind, children) in children(input) {
-            for (i, child) in children.iter().enumerate() {
-                walk(child, &format!("{path}.{kind}[{i}]"), add);
-            }
-        }
-    }
     if let Some(input) = &spec.input {
-        walk(input, "input", &mut add);
+        input.visit("input", &mut |at| {
+            add(&at.path, &at.input.unknown);
+            if let Some(p) = &at.input.pfs {
+                add(&format!("{}.pfs", at.path), &p.unknown);
+            }
+            if let Some(c) = &at.input.cron {
+                add(&format!("{}.cron", at.path), &c.unknown);
+            }
+        });
     }
     out
 }
@@ -128,10 +120,11 @@ pub fn unknown_fields(spec: &PipelineSpec) -> Vec<String> {
 /// A pipeline or input name the platform accepts: ASCII letters, digits, `-`
 /// and `_`, not empty.
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !name.is_empty() && name.chars().all(is_name_char)
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
 }
 
 /// The field's value when it is set to something; the platform's protobufs
@@ -177,44 +170,13 @@ pub(crate) fn builder_choice(file: &std::path::Path, build: &Build) -> Result<()
     }
 }
 
-/// The child lists of an input node, by field name.
-fn children(input: &Input) -> Vec<(&'static str, &Vec<Input>)> {
-    [
-        ("cross", &input.cross),
-        ("union", &input.union),
-        ("join", &input.join),
-        ("group", &input.group),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-    .collect()
-}
-
-/// Replaces what a name may not hold, to suggest a name that would do.
+/// A name the platform would accept in place of `name`.
 fn suggest_name(name: &str) -> String {
-    let s: String = name
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if s.trim_matches('-').is_empty() {
-        "my-pipeline".to_string()
-    } else {
-        s
-    }
+    crate::text::suggest_name(name, is_name_char, "my-pipeline")
 }
 
 fn bad_chars(name: &str) -> String {
-    let mut bad: Vec<char> = name
-        .chars()
-        .filter(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-        .collect();
+    let mut bad: Vec<char> = name.chars().filter(|c| !is_name_char(*c)).collect();
     bad.sort_unstable();
     bad.dedup();
     bad.iter()
@@ -224,7 +186,7 @@ fn bad_chars(name: &str) -> String {
 }
 
 /// The kinds of combination an input node sits in.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Within {
     join: bool,
     group: bool,
@@ -343,24 +305,20 @@ impl Checker<'_> {
 
     /// The shape of each input node; names are checked in [`Checker::names`].
     fn input(&mut self, input: &Input, path: &str) {
-        self.input_in(input, path, Within::default());
+        input.visit(path, &mut |at| {
+            let within = Within {
+                join: at.is_within("join"),
+                group: at.is_within("group"),
+            };
+            self.node(at.input, &at.path, within);
+        });
     }
 
-    /// [`Checker::input`] for a node below the `join`s and `group`s of `within`.
-    fn input_in(&mut self, input: &Input, path: &str, within: Within) {
-        let set: Vec<&str> = [
-            ("pfs", input.pfs.is_some()),
-            ("cross", input.cross.is_some()),
-            ("union", input.union.is_some()),
-            ("cron", input.cron.is_some()),
-            ("join", input.join.is_some()),
-            ("group", input.group.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(k, on)| on.then_some(k))
-        .collect();
-        match set.len() {
-            0 => {
+    /// One node of [`Checker::input`], below the `join`s and `group`s of `within`.
+    fn node(&mut self, input: &Input, path: &str, within: Within) {
+        match input.kind() {
+            Ok(_) => {}
+            Err(set) if set.is_empty() => {
                 let mut problem =
                     "sets none of `pfs`, `cross`, `union`, `cron`, `join`, `group`".to_string();
                 if !input.unknown.is_empty() {
@@ -377,8 +335,7 @@ impl Checker<'_> {
                     "give it exactly one, e.g. `\"pfs\": {\"repo\": \"data\", \"glob\": \"/*\"}`",
                 );
             }
-            1 => {}
-            _ => {
+            Err(set) => {
                 let list: Vec<String> = set.iter().map(|k| format!("`{k}`")).collect();
                 self.push(
                     path,
@@ -437,20 +394,13 @@ impl Checker<'_> {
                 );
             }
         }
-        for (kind, list) in children(input) {
+        for (kind, list) in input.children() {
             if list.is_empty() {
                 self.push(
                     format!("{path}.{kind}"),
                     format!("`{kind}` is empty"),
                     format!("list at least one input in `{kind}`, or replace it with a single `pfs` input"),
                 );
-            }
-            let within = Within {
-                join: within.join || kind == "join",
-                group: within.group || kind == "group",
-            };
-            for (i, child) in list.iter().enumerate() {
-                self.input_in(child, &format!("{path}.{kind}[{i}]"), within);
             }
         }
     }
@@ -532,49 +482,42 @@ impl Checker<'_> {
     /// Input names, as the platform checked them: names that can appear in the
     /// same datum must differ (they would be mounted at the same `/pfs/<name>`),
     /// but the branches of a `union` never meet in one datum, so they may share
-    /// a name (the platform's docs recommend it). `seen` maps each name that
-    /// can be present to the field that named it first.
-    fn names(&mut self, input: &Input, path: &str, seen: &mut BTreeMap<String, String>) {
-        if let Some(pfs) = &input.pfs {
-            // The same rule as `PfsInput::input_name`, which the runner uses.
-            let (name, field, explicit) = match pfs.name.as_deref().filter(|n| !n.is_empty()) {
-                Some(n) => (n, format!("{path}.pfs.name"), true),
-                None => (pfs.repo.as_str(), format!("{path}.pfs.repo"), false),
-            };
-            self.one_name(name, field, explicit, seen);
-        }
-        if let Some(cron) = &input.cron {
-            self.one_name(&cron.name, format!("{path}.cron.name"), true, seen);
-        }
-        for (kind, list) in children(input) {
-            if kind == "union" {
-                let before = seen.clone();
-                for (i, child) in list.iter().enumerate() {
-                    let mut branch = before.clone();
-                    self.names(child, &format!("{path}.{kind}[{i}]"), &mut branch);
-                    for (k, v) in branch {
-                        seen.entry(k).or_insert(v);
-                    }
-                }
-            } else {
-                for (i, child) in list.iter().enumerate() {
-                    self.names(child, &format!("{path}.{kind}[{i}]"), seen);
+    /// a name (the platform's docs recommend it). Each name is compared with
+    /// the names kept before it that can meet it.
+    fn names(&mut self, input: &Input, path: &str) {
+        // Kept names: the name, the field that named it, where its node is.
+        let mut kept: Vec<(String, String, Lists)> = Vec::new();
+        input.visit(path, &mut |at| {
+            let mut named = Vec::new();
+            if let Some(pfs) = &at.input.pfs {
+                // The same rule as `PfsInput::input_name`, which the runner uses.
+                named.push(match pfs.name.as_deref().filter(|n| !n.is_empty()) {
+                    Some(n) => (n, format!("{}.pfs.name", at.path), true),
+                    None => (pfs.repo.as_str(), format!("{}.pfs.repo", at.path), false),
+                });
+            }
+            if let Some(cron) = &at.input.cron {
+                named.push((cron.name.as_str(), format!("{}.cron.name", at.path), true));
+            }
+            for (name, field, explicit) in named {
+                let first = kept
+                    .iter()
+                    .find(|(n, _, above)| n == name && at.meets(above))
+                    .map(|(_, f, _)| f.as_str());
+                if self.one_name(name, &field, explicit, first) {
+                    kept.push((name.to_string(), field, at.above.clone()));
                 }
             }
-        }
+        });
     }
 
     /// `explicit`: the name comes from a `name` field, not from the repo (the
     /// repo's own format is checked with the repo, so it is not reported twice).
-    fn one_name(
-        &mut self,
-        name: &str,
-        field: String,
-        explicit: bool,
-        seen: &mut BTreeMap<String, String>,
-    ) {
+    /// `first`: the field of the first kept name that can meet this one and
+    /// is the same. True when the name is kept (it is good).
+    fn one_name(&mut self, name: &str, field: &str, explicit: bool, first: Option<&str>) -> bool {
         if name.trim().is_empty() {
-            return; // reported as a missing repo or cron name
+            return false; // reported as a missing repo or cron name
         }
         if RESERVED_INPUT_NAMES.contains(&name) {
             let fix = if explicit {
@@ -592,7 +535,7 @@ impl Checker<'_> {
                 ),
                 fix,
             );
-            return;
+            return false;
         }
         if explicit && !is_valid_name(name) {
             self.push(
@@ -603,9 +546,9 @@ impl Checker<'_> {
                 ),
                 format!("use a name such as `{}`", suggest_name(name)),
             );
-            return;
+            return false;
         }
-        if let Some(first) = seen.get(name) {
+        if let Some(first) = first {
             self.push(
                 field,
                 format!(
@@ -614,9 +557,9 @@ impl Checker<'_> {
                 ),
                 "give one of them another `name` (only the branches of a `union` may share a name)",
             );
-            return;
+            return false;
         }
-        seen.insert(name.to_string(), field);
+        true
     }
 
     fn build_path(&mut self, loaded: &LoadedSpec) {

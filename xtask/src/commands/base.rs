@@ -1,9 +1,9 @@
 //! `cargo xtask base [LANG...]`.
 
-use harness::builder::{base, BaseFrom, BaseOptions};
+use harness::builder::{base, BaseOptions};
 use harness::Result;
 
-use crate::cli::{BaseArgs, BaseFromArg, BaseSourceArgs};
+use crate::cli::{BaseArgs, BaseSourceArgs};
 use crate::context::Context;
 
 pub async fn run(context: &Context, args: &BaseArgs) -> Result<i32> {
@@ -27,10 +27,7 @@ pub async fn run(context: &Context, args: &BaseArgs) -> Result<i32> {
 
 pub fn base_options(args: &BaseSourceArgs) -> BaseOptions {
     BaseOptions {
-        force: args.base_from.map(|f| match f {
-            BaseFromArg::Upstream => BaseFrom::Upstream,
-            BaseFromArg::Debian => BaseFrom::Debian,
-        }),
+        force: args.base_from,
         mirror: args.mirror.clone(),
         ephemeral: false,
     }

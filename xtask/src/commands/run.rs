@@ -417,16 +417,8 @@ fn input_repos(
 }
 
 fn pfs_inputs(input: &Input, out: &mut Vec<(String, String)>) {
-    if let Some(pfs) = &input.pfs {
+    for pfs in input.pfs_inputs() {
         out.push((pfs.input_name().to_string(), pfs.repo.clone()));
-    }
-    for children in [&input.cross, &input.union, &input.join, &input.group]
-        .into_iter()
-        .flatten()
-    {
-        for child in children {
-            pfs_inputs(child, out);
-        }
     }
 }
 
@@ -597,7 +589,7 @@ fn lock(path: &Path, waiting: impl FnOnce()) -> Result<std::fs::File> {
 fn path_key(path: &Path) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
-    digest.iter().take(10).map(|b| format!("{b:02x}")).collect()
+    harness::text::hex(&digest[..10])
 }
 
 /// Adds `dir` to the list of output folders (at most 200 kept, newest last).

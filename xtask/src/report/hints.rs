@@ -7,45 +7,8 @@ use std::path::Path;
 use harness::spec::resolve::DEFAULT_COMMAND;
 use harness::Error;
 
-/// The edit distance between two names (insertions, deletions,
-/// substitutions, and swaps of two neighbours), case-insensitive.
-pub fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.to_lowercase().chars().collect();
-    let b: Vec<char> = b.to_lowercase().chars().collect();
-    // Rows i-2, i-1 and i of the (optimal string alignment) table.
-    let mut before: Vec<usize> = vec![0; b.len() + 1];
-    let mut last: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut row = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            row[j] = (last[j] + 1).min(row[j - 1] + 1).min(last[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                row[j] = row[j].min(before[j - 2] + 1);
-            }
-        }
-        before = std::mem::replace(&mut last, row);
-    }
-    last[b.len()]
-}
-
-/// The candidate nearest to `word`, when one is near enough to be what was
-/// meant: within a third of the word's length (at least 1, at most 3
-/// edits), or one starts with the other. Ties go to the first candidate.
-pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).clamp(1, 3);
-    let lower = word.to_lowercase();
-    candidates
-        .into_iter()
-        .filter_map(|candidate| {
-            let d = distance(word, candidate);
-            let c = candidate.to_lowercase();
-            let prefix = lower.len() >= 2 && (c.starts_with(&lower) || lower.starts_with(&c));
-            (d <= limit || prefix).then_some((d, candidate))
-        })
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, candidate)| candidate)
-}
+/// The nearest name, with the same rule as the harness's own hints.
+pub use harness::text::nearest;
 
 /// `did you mean `x`?` or nothing.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
@@ -223,24 +186,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn distances() {
-        assert_eq!(distance("python", "python"), 0);
-        assert_eq!(distance("pyhton", "python"), 1, "a swap is one edit");
-        assert_eq!(distance("Pythn", "python"), 1);
-        assert_eq!(distance("go", "rust"), 4);
-        assert_eq!(distance("", "go"), 2);
-    }
-
-    #[test]
-    fn the_nearest_name_is_offered_only_when_near() {
+    fn did_you_mean_only_when_near() {
         let builders = ["go", "python", "rust"];
-        assert_eq!(nearest("pyhton", builders), Some("python"));
-        assert_eq!(nearest("PYTHON3", builders), Some("python"));
-        assert_eq!(nearest("py", builders), Some("python"));
-        assert_eq!(nearest("golang", builders), Some("go"));
-        assert_eq!(nearest("rsut", builders), Some("rust"));
-        assert_eq!(nearest("cobol", builders), None);
-        assert_eq!(nearest("java", builders), None);
         assert_eq!(did_you_mean("pyhton", builders), "did you mean `python`? ");
         assert_eq!(did_you_mean("cobol", builders), "");
     }

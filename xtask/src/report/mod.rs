@@ -135,14 +135,7 @@ impl Case {
     /// The log, its tail and the hints of a failed phase.
     pub fn with_failure(mut self, failure: &harness::pipeline::PhaseFailure) -> Case {
         self.log = Some(failure.log_path.clone());
-        self.log_tail = failure
-            .tail
-            .iter()
-            .rev()
-            .take(LOG_TAIL_LINES)
-            .rev()
-            .cloned()
-            .collect();
+        self.log_tail = harness::text::last(&failure.tail, LOG_TAIL_LINES).to_vec();
         self.hints.extend(hints::log_file_hints(&failure.log_path));
         self
     }
@@ -287,27 +280,8 @@ impl ReportArgs {
     }
 }
 
-/// A command line as a user would type it, each word quoted for a POSIX
-/// shell when it needs it.
-pub fn shell_line<S: AsRef<str>>(words: &[S]) -> String {
-    words
-        .iter()
-        .map(|w| shell_quote(w.as_ref()))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
+/// A command line as a user would type it (one quoting rule for all).
+pub use harness::text::shell_line;
 
 #[cfg(test)]
 pub(crate) mod tests {

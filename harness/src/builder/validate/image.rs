@@ -179,14 +179,12 @@ async fn check_in_container(
 
 /// The last lines of a command's output, indented, for a problem message.
 fn output_tail(output: &[u8]) -> String {
-    let text = String::from_utf8_lossy(output);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines = crate::text::last_lines(&String::from_utf8_lossy(output), 10);
     if lines.is_empty() {
         return " and printed nothing".to_string();
     }
-    let from = lines.len().saturating_sub(10);
     let mut tail = String::from(":");
-    for line in &lines[from..] {
+    for line in &lines {
         tail.push_str("\n      | ");
         tail.push_str(line);
     }

@@ -31,7 +31,7 @@ mod pinning;
 mod scripts;
 mod shell;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -443,15 +443,8 @@ async fn timed_exec(
 }
 
 fn command_failed(what: &str, code: i64, tail: &[String]) -> Error {
-    let mut message = format!("bench {what}: exited with code {code}");
-    if !tail.is_empty() {
-        message.push_str("; last lines of its output:");
-        for line in tail {
-            message.push_str("\n  | ");
-            message.push_str(line);
-        }
-    }
-    Error::Failed(message)
+    let message = format!("bench {what}: exited with code {code}");
+    Error::Failed(super::with_tail(message, tail))
 }
 
 /// The end of a command's output, bounded in memory.
@@ -471,12 +464,7 @@ impl Tail {
 
     /// The last `n` non-empty lines.
     fn lines(&self, n: usize) -> Vec<String> {
-        let text = String::from_utf8_lossy(&self.0);
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        lines[lines.len().saturating_sub(n)..]
-            .iter()
-            .map(|l| l.to_string())
-            .collect()
+        harness::text::last_lines(&String::from_utf8_lossy(&self.0), n)
     }
 }
 

@@ -59,6 +59,19 @@ pub async fn run(context: &Context, args: &BenchArgs) -> Result<i32> {
     }
 }
 
+/// `message`, then the last lines of the failed command's output, quoted:
+/// how both benches report a command that failed.
+fn with_tail(mut message: String, tail: &[String]) -> String {
+    if !tail.is_empty() {
+        message.push_str("; last lines of its output:");
+        for line in tail {
+            message.push_str("\n  | ");
+            message.push_str(line);
+        }
+    }
+    message
+}
+
 /// Each bench's own flags are refused by the other.
 fn check_flags(args: &BenchArgs) -> Result<()> {
     let l = &args.loop_args;

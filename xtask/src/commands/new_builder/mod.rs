@@ -18,6 +18,7 @@ use std::path::{Component, Path, PathBuf};
 
 use harness::builder::meta::{is_image_name_component, BuilderMeta, METADATA_FILE};
 use harness::error::exit;
+use harness::text::{shell_word, suggest_name};
 use harness::{Error, Result};
 
 use crate::context::Context;
@@ -192,28 +193,12 @@ fn check_name(name: &str) -> Result<()> {
     }
     Err(Error::Usage(format!(
         "{name:?} is not a valid builder name: it names the folder builders/{name} and the images `<prefix>/{name}-build` and `<prefix>/base-{name}`, so it must be a valid image name component\n  fix: use lowercase letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit, e.g. `{}`",
-        suggest_name(name)
+        suggest_name(
+            &name.to_ascii_lowercase(),
+            |c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c),
+            "my-lang"
+        )
     )))
-}
-
-fn suggest_name(name: &str) -> String {
-    let mapped: String = name
-        .chars()
-        .map(|c| c.to_ascii_lowercase())
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    if trimmed.is_empty() {
-        "my-lang".to_string()
-    } else {
-        trimmed.to_string()
-    }
 }
 
 /// `--base` goes into YAML and a Dockerfile: only the characters of an image
@@ -327,11 +312,11 @@ fn print_summary(context: &Context, args: &NewBuilderArgs, plan: &Plan, target: 
     if !is_default_root(&context.root) {
         global.push_str(&format!(
             " --root {}",
-            shell_quote(&context.root.display().to_string())
+            shell_word(&context.root.display().to_string())
         ));
     }
     if context.prefix != "pachbuild" {
-        global.push_str(&format!(" --prefix {}", shell_quote(&context.prefix)));
+        global.push_str(&format!(" --prefix {}", shell_word(&context.prefix)));
     }
     let name = &args.name;
     let fixtures = if args.from.is_some() {
@@ -377,18 +362,6 @@ fn relative_to_cwd(path: &Path) -> PathBuf {
         .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| path.to_path_buf())
-}
-
-fn shell_quote(text: &str) -> String {
-    if !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@".contains(&b))
-    {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
 }
 
 /// The files as a tree. Large trees show each fixture as one line.
@@ -447,5 +420,7 @@ fn render_level(paths: &[Vec<String>], depth: usize, indent: &str, lines: &mut V
     }
 }
 
+#[cfg(test)]
+mod shape;
 #[cfg(test)]
 mod tests;

@@ -775,13 +775,6 @@ fn tree_lines_draw_the_files_and_collapse_large_fixture_sets() {
 }
 
 #[test]
-fn shell_quote_quotes_only_when_needed() {
-    assert_eq!(shell_quote("/work/main"), "/work/main");
-    assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
-    assert_eq!(shell_quote(""), "''");
-}
-
-#[test]
 fn an_interrupt_during_the_write_leaves_the_tree_as_it_was() {
     for force in [false, true] {
         let builders = builders_with_old();

@@ -15,15 +15,7 @@ pub struct GitState {
 
 impl GitState {
     pub fn read(root: &Path) -> GitState {
-        let git = |args: &[&str]| -> Option<String> {
-            Command::new("git")
-                .args(args)
-                .current_dir(root)
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        };
+        let git = |args: &[&str]| git(root, args);
         let commit = git(&["rev-parse", "--verify", "HEAD"])
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
@@ -87,15 +79,22 @@ pub fn strip_userinfo(url: &str) -> String {
 
 /// The URL of the `origin` remote, without credentials.
 pub fn origin_url(root: &Path) -> Option<String> {
+    git(root, &["remote", "get-url", "origin"])
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .map(|s| strip_userinfo(&s))
+}
+
+/// What `git ARGS` prints in `root`, when it succeeds (untrimmed: the
+/// porcelain status starts lines with a space).
+fn git(root: &Path, args: &[&str]) -> Option<String> {
     Command::new("git")
-        .args(["remote", "get-url", "origin"])
+        .args(args)
         .current_dir(root)
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
-        .map(|s| strip_userinfo(&s))
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
 #[cfg(test)]

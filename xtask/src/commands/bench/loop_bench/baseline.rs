@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use harness::error::IoContext;
+use harness::text::short_id as short;
 use harness::{Error, Result};
 
 use super::fixtures::{Pipeline, INPUT};
@@ -227,10 +228,6 @@ impl Drop for FloorContainer {
             }
         }
     }
-}
-
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
 }
 
 /// When dropped, removes any container left with this bench's own label

@@ -273,11 +273,7 @@ pub async fn run(context: &Context, args: &BenchArgs) -> Result<i32> {
 fn base_flags(base: &crate::cli::BaseSourceArgs) -> Vec<OsString> {
     let mut flags = Vec::new();
     if let Some(from) = base.base_from {
-        let name = match from {
-            crate::cli::BaseFromArg::Upstream => "upstream",
-            crate::cli::BaseFromArg::Debian => "debian",
-        };
-        flags.extend(["--base-from".into(), name.into()]);
+        flags.extend(["--base-from".into(), from.as_str().into()]);
     }
     if base.mirror != "http://deb.debian.org/debian" {
         flags.extend(["--mirror".into(), base.mirror.clone().into()]);
@@ -947,7 +943,7 @@ mod tests {
             mirror: "http://deb.debian.org/debian".to_string(),
         };
         assert!(base_flags(&base).is_empty());
-        base.base_from = Some(crate::cli::BaseFromArg::Debian);
+        base.base_from = Some(harness::builder::BaseSource::Debian);
         base.mirror = "http://m/debian".to_string();
         let flags: Vec<String> = base_flags(&base)
             .iter()

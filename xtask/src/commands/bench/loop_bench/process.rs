@@ -90,25 +90,13 @@ impl Drop for Group {
 /// The last `n` non-empty lines of a log, for an error message.
 pub fn log_tail(log: &Path, n: usize) -> Vec<String> {
     let text = std::fs::read(log).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| l.to_string())
-        .collect()
+    harness::text::last_lines(&String::from_utf8_lossy(&text), n)
 }
 
 /// `what` failed: the tail of its log and where the log is.
 pub fn failed(what: &str, how: &str, log: &Path) -> Error {
-    let mut message = format!("bench loop: {what} {how}");
-    let tail = log_tail(log, TAIL_LINES);
-    if !tail.is_empty() {
-        message.push_str("; last lines of its output:");
-        for line in tail {
-            message.push_str("\n  | ");
-            message.push_str(&line);
-        }
-    }
+    let message = format!("bench loop: {what} {how}");
+    let mut message = super::super::with_tail(message, &log_tail(log, TAIL_LINES));
     message.push_str(&format!("\n  full log: {}", log.display()));
     Error::Failed(message)
 }
