@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::builder::meta::BuilderMeta;
-use crate::engine::{Engine, Labels, RunId};
+use crate::engine::{Engine, ImageInfo, Labels, RunId};
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Event;
 use crate::text::{shell_quote, short_id};
@@ -124,6 +124,37 @@ pub async fn provide(
     provided
 }
 
+/// What the engine holds of a builder's base, as [`provide`] looks at it
+/// (and `doctor` reports it).
+#[derive(Debug)]
+pub struct LocalBases {
+    /// `<prefix>/base-<lang>`: the base made from the Debian recipe.
+    pub recipe_image: String,
+    /// The image under that name, if any.
+    pub recipe: Option<ImageInfo>,
+    /// Whether it was made from the recipe as it is now (else stale).
+    pub recipe_current: bool,
+    /// The pinned upstream image, if the engine has it.
+    pub upstream: Option<ImageInfo>,
+}
+
+/// Looks up the bases of `meta` the engine already has.
+pub async fn local_bases(engine: &Engine, meta: &BuilderMeta, prefix: &str) -> Result<LocalBases> {
+    let recipe_image = meta.base_image(prefix);
+    let recipe = engine.image(&recipe_image).await?;
+    let hash = meta.base.debian.hash();
+    let recipe_current = recipe
+        .as_ref()
+        .is_some_and(|found| found.labels.get(LABEL_RECIPE_HASH) == Some(&hash));
+    let upstream = engine.image(&meta.base.upstream).await?;
+    Ok(LocalBases {
+        recipe_image,
+        recipe,
+        recipe_current,
+        upstream,
+    })
+}
+
 async fn provide_base(
     engine: &Engine,
     meta: &BuilderMeta,
@@ -132,13 +163,15 @@ async fn provide_base(
     options: &BaseOptions,
     log: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Base> {
-    let recipe_image = meta.base_image(prefix);
-    let hash = meta.base.debian.hash();
-
-    let previous = engine.image(&recipe_image).await?;
+    let LocalBases {
+        recipe_image,
+        recipe: previous,
+        recipe_current,
+        upstream: upstream_here,
+    } = local_bases(engine, meta, prefix).await?;
     if options.force != Some(BaseSource::Upstream) {
         if let Some(found) = &previous {
-            if found.labels.get(LABEL_RECIPE_HASH) == Some(&hash) {
+            if recipe_current {
                 return Ok(Base {
                     image: recipe_image,
                     id: found.id.clone(),
@@ -154,7 +187,7 @@ async fn provide_base(
 
     if options.force != Some(BaseSource::Debian) {
         let upstream = &meta.base.upstream;
-        if let Some(found) = engine.image(upstream).await? {
+        if let Some(found) = upstream_here {
             return Ok(Base {
                 image: upstream.clone(),
                 id: found.id,

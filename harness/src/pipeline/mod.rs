@@ -50,14 +50,15 @@ pub struct Prepared {
     pub input_warnings: Vec<String>,
 }
 
-/// Checks the spec, selects the source and plans the datums. `repos` maps
-/// each repo name to the folder holding its data.
+/// Selects the source and plans the datums of a spec that
+/// [`crate::runner::load_spec_for`] loaded (which checks the client's rules
+/// once, before resolving). `repos` maps each repo name to the folder
+/// holding its data.
 pub fn prepare(
     loaded: LoadedSpec,
     resolved: Resolved,
     repos: &BTreeMap<String, PathBuf>,
 ) -> Result<Prepared> {
-    crate::spec::validate::validate(&loaded)?;
     let source = if resolved.has_build {
         source::collect_source(&resolved.build_path)?
     } else {

@@ -1,6 +1,6 @@
 //! `cargo xtask doctor`: tells the truth about this machine, one line a check.
 
-use harness::builder::base::{which, LABEL_BASE_SOURCE, LABEL_RECIPE_HASH};
+use harness::builder::base::{which, LABEL_BASE_SOURCE};
 use harness::error::exit;
 use harness::trust::{BundleChoice, Trust, CONTAINER_BUNDLE};
 use harness::{Error, Result};
@@ -61,16 +61,16 @@ pub async fn run(context: &Context) -> Result<i32> {
     };
     let mut bases_missing = false;
     for (_, meta) in &builders {
-        let recipe_image = meta.base_image(&context.prefix);
         let what = format!("base {}", meta.language);
         let Some(engine) = &engine else {
             line(Status::Warn, &what, "unknown (no engine)");
             continue;
         };
-        match engine.image(&recipe_image).await? {
-            Some(found)
-                if found.labels.get(LABEL_RECIPE_HASH) == Some(&meta.base.debian.hash()) =>
-            {
+        // What `base` (and the first test-builder) would find.
+        let local = harness::builder::base::local_bases(engine, meta, &context.prefix).await?;
+        let recipe_image = &local.recipe_image;
+        match (&local.recipe, local.recipe_current, &local.upstream) {
+            (Some(found), true, _) => {
                 let source = found
                     .labels
                     .get(LABEL_BASE_SOURCE)
@@ -81,27 +81,32 @@ pub async fn run(context: &Context) -> Result<i32> {
                     &format!("{recipe_image} ({source}, {} MB)", found.size / 1_000_000),
                 );
             }
-            Some(_) => {
+            (Some(_), false, _) => {
                 bases_missing = true;
                 line(Status::Warn, &what, &format!("{recipe_image} is stale (recipe changed); `cargo xtask base {}` remakes it", meta.language));
             }
-            None => match engine.image(&meta.base.upstream).await? {
-                Some(found) => {
-                    line(
-                        Status::Ok,
-                        &what,
-                        &format!(
-                            "{} (upstream, {} MB)",
-                            meta.base.upstream,
-                            found.size / 1_000_000
-                        ),
-                    );
-                }
-                None => {
-                    bases_missing = true;
-                    line(Status::Warn, &what, &format!("not made yet; `cargo xtask base {}` (or the first test-builder) makes it", meta.language));
-                }
-            },
+            (None, _, Some(found)) => {
+                line(
+                    Status::Ok,
+                    &what,
+                    &format!(
+                        "{} (upstream, {} MB)",
+                        meta.base.upstream,
+                        found.size / 1_000_000
+                    ),
+                );
+            }
+            (None, _, None) => {
+                bases_missing = true;
+                line(
+                    Status::Warn,
+                    &what,
+                    &format!(
+                        "not made yet; `cargo xtask base {}` (or the first test-builder) makes it",
+                        meta.language
+                    ),
+                );
+            }
         }
     }
 
