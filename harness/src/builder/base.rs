@@ -15,13 +15,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::progress::Event;
 use crate::text::{shell_quote, short_id};
 
-/// Label holding the Debian recipe's hash on a base made from it.
-pub const LABEL_RECIPE_HASH: &str = "io.pachbuild.recipe-hash";
-/// Label naming where a base came from (`debian` or `upstream`); also set on
-/// every builder image built on it.
-pub const LABEL_BASE_SOURCE: &str = "io.pachbuild.base-source";
-/// Label naming the base image a builder image was built on.
-pub const LABEL_BASE_IMAGE: &str = "io.pachbuild.base-image";
+pub use crate::engine::labels::{LABEL_BASE_IMAGE, LABEL_BASE_SOURCE, LABEL_RECIPE_HASH};
 
 /// How long a pull may take before we fall back to the Debian recipe.
 const PULL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -345,7 +339,7 @@ async fn make_debian_base(
     let mut labels = Labels::for_run(run, "base")
         .with(LABEL_RECIPE_HASH, &recipe.hash())
         .with(LABEL_BASE_SOURCE, BaseSource::Debian.as_str())
-        .with("io.pachbuild.debian-suite", &recipe.suite)
+        .with(crate::engine::labels::LABEL_DEBIAN_SUITE, &recipe.suite)
         .with(
             "org.opencontainers.image.title",
             &format!("pachbuild base for {}", meta.language),

@@ -15,8 +15,7 @@ use crate::engine::{Engine, Labels, RunId};
 use crate::error::{Error, IoContext, Result};
 use crate::progress::{Event, Progress};
 
-/// Label holding the hash of everything the image was built from.
-pub const LABEL_INPUTS_HASH: &str = "io.pachbuild.inputs-hash";
+pub use crate::engine::labels::LABEL_INPUTS_HASH;
 
 /// Folders of a builder that never go into its build context.
 const NOT_IN_CONTEXT: &[&str] = &["fixtures", "target", ".git"];

@@ -14,10 +14,7 @@ use crate::builder::image::BuilderImage;
 use crate::engine::{Engine, Labels, RunId, LABEL_EPHEMERAL};
 use crate::error::{Error, Result};
 
-/// The builder image id a release image was made from.
-pub const LABEL_RELEASE_OF: &str = "io.pachbuild.release-of";
-/// The hash of the builder image id and the release labels.
-pub const LABEL_RELEASE_HASH: &str = "io.pachbuild.release-hash";
+pub use crate::engine::labels::{LABEL_RELEASE_HASH, LABEL_RELEASE_OF};
 
 pub const OCI_VERSION: &str = "org.opencontainers.image.version";
 pub const OCI_REVISION: &str = "org.opencontainers.image.revision";

@@ -1,5 +1,9 @@
 //! Labels that mark everything the tools create on the engine, so that it
 //! can be listed and removed (`cargo xtask clean`), even after a crash.
+//!
+//! Every label key the tools set or read is defined here, once: the tidy
+//! test (`tests/tests/tidy.rs`) fails on a key written out anywhere else,
+//! and on a key that docs, scripts or tests name but this file does not.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -12,6 +16,48 @@ pub const LABEL_RUN: &str = "io.pachbuild.run";
 pub const LABEL_EPHEMERAL: &str = "io.pachbuild.ephemeral";
 /// What the object is: `base`, `builder`, `build-phase`, `run-phase`, `test`.
 pub const LABEL_KIND: &str = "io.pachbuild.kind";
+
+/// The process that made an object (see `owner`).
+pub const LABEL_OWNER: &str = "io.pachbuild.owner";
+/// The session of several processes (a test binary and the commands it
+/// runs), from `PACHBUILD_SESSION`, when set.
+pub const LABEL_SESSION: &str = "io.pachbuild.session";
+
+/// Build cache (`pipeline/cache.rs`): the key of an entry, on its marker volume.
+pub const LABEL_CACHE_KEY: &str = "io.pachbuild.cache-key";
+/// Build cache: the scope an entry belongs to.
+pub const LABEL_CACHE_SCOPE: &str = "io.pachbuild.cache-scope";
+/// Build cache: the entry's source volume, on its marker.
+pub const LABEL_CACHE_SOURCE: &str = "io.pachbuild.cache-source";
+/// Build cache: the entry's build output volume, on its marker.
+pub const LABEL_CACHE_BUILD: &str = "io.pachbuild.cache-build";
+/// Build cache: when the entry was made.
+pub const LABEL_CACHE_CREATED: &str = "io.pachbuild.cache-created";
+/// Build cache: the pipeline whose build made the entry.
+pub const LABEL_CACHE_PIPELINE: &str = "io.pachbuild.cache-pipeline";
+/// Build cache: the run that made the entry (cache volumes carry no
+/// `LABEL_RUN`: they outlive it).
+pub const LABEL_MADE_BY_RUN: &str = "io.pachbuild.made-by-run";
+
+/// The Debian recipe's hash, on a base made from it.
+pub const LABEL_RECIPE_HASH: &str = "io.pachbuild.recipe-hash";
+/// Where a base came from (`debian` or `upstream`); also set on every
+/// builder image built on it.
+pub const LABEL_BASE_SOURCE: &str = "io.pachbuild.base-source";
+/// The base image a builder image was built on.
+pub const LABEL_BASE_IMAGE: &str = "io.pachbuild.base-image";
+/// The Debian suite a base was made from.
+pub const LABEL_DEBIAN_SUITE: &str = "io.pachbuild.debian-suite";
+/// The hash of everything a builder image was built from.
+pub const LABEL_INPUTS_HASH: &str = "io.pachbuild.inputs-hash";
+/// The tested image a release image was made from.
+pub const LABEL_RELEASE_OF: &str = "io.pachbuild.release-of";
+/// The hash of the builder image id and the release labels.
+pub const LABEL_RELEASE_HASH: &str = "io.pachbuild.release-hash";
+
+/// The `docker` baseline of `cargo xtask bench loop`: the bench's id, on
+/// every container its script makes.
+pub const LABEL_BENCH: &str = "io.pachbuild.bench";
 
 /// Identifies one run of the tools: process id and start time, so two runs
 /// at once never collide and a leftover names the run that made it.
@@ -75,9 +121,9 @@ impl Labels {
 
     /// Names this process as the owner (see `owner`).
     pub fn owned(self) -> Self {
-        let labels = self.with(super::owner::LABEL_OWNER, super::owner::this_process());
+        let labels = self.with(LABEL_OWNER, super::owner::this_process());
         match super::owner::session() {
-            Some(session) => labels.with(super::owner::LABEL_SESSION, session),
+            Some(session) => labels.with(LABEL_SESSION, session),
             None => labels,
         }
     }

@@ -11,7 +11,7 @@
 mod containers;
 mod error;
 mod images;
-mod labels;
+pub mod labels;
 mod owned;
 pub mod owner;
 mod registry;

@@ -9,11 +9,7 @@
 
 use std::sync::OnceLock;
 
-/// The label naming the process that made an object.
-pub const LABEL_OWNER: &str = "io.pachbuild.owner";
-/// The label naming a session of several processes (a test binary and the
-/// commands it runs): from `PACHBUILD_SESSION`, when set.
-pub const LABEL_SESSION: &str = "io.pachbuild.session";
+pub use super::labels::{LABEL_OWNER, LABEL_SESSION};
 /// The environment variable that names the session.
 pub const SESSION_ENV: &str = "PACHBUILD_SESSION";
 

@@ -25,13 +25,12 @@ use crate::text::hex;
 /// Bumped when the layout of an entry changes: old entries then never match.
 const FORMAT: &str = "pachbuild build cache v1";
 
-pub const LABEL_CACHE_KEY: &str = "io.pachbuild.cache-key";
-pub const LABEL_CACHE_SCOPE: &str = "io.pachbuild.cache-scope";
-const LABEL_SOURCE_VOLUME: &str = "io.pachbuild.cache-source";
-const LABEL_BUILD_VOLUME: &str = "io.pachbuild.cache-build";
-const LABEL_CREATED: &str = "io.pachbuild.cache-created";
-const LABEL_PIPELINE: &str = "io.pachbuild.cache-pipeline";
-const LABEL_MADE_BY: &str = "io.pachbuild.made-by-run";
+use crate::engine::labels::{
+    LABEL_CACHE_BUILD as LABEL_BUILD_VOLUME, LABEL_CACHE_CREATED as LABEL_CREATED,
+    LABEL_CACHE_PIPELINE as LABEL_PIPELINE, LABEL_CACHE_SOURCE as LABEL_SOURCE_VOLUME,
+    LABEL_MADE_BY_RUN as LABEL_MADE_BY,
+};
+pub use crate::engine::labels::{LABEL_CACHE_KEY, LABEL_CACHE_SCOPE};
 
 /// Kinds (`io.pachbuild.kind`) of cache volumes.
 pub const KIND_MARKER: &str = "build-cache";

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use harness::engine::labels::LABEL_BENCH;
 use harness::error::IoContext;
 use harness::text::short_id as short;
 use harness::{Error, Result};
@@ -19,8 +20,6 @@ use super::fixtures::{Pipeline, INPUT};
 use super::process;
 use super::timings::{self, Timings};
 
-/// The label of the baseline's containers.
-pub const LABEL: &str = "io.pachbuild.bench";
 /// The script, beside this crate's sources.
 const SCRIPT: &str = "bench/loop/docker-baseline.sh";
 
@@ -88,7 +87,7 @@ pub struct Script {
     pub image: String,
     /// Mounted into the build container; none when the host has none.
     pub ca_bundle: Option<PathBuf>,
-    /// The value of [`LABEL`] on its containers.
+    /// The value of [`LABEL_BENCH`] on its containers.
     pub run_id: String,
     pub logs: PathBuf,
 }
@@ -175,7 +174,7 @@ pub struct FloorContainer {
 
 impl FloorContainer {
     pub fn start(image: &str, run_id: &str) -> Result<FloorContainer> {
-        let label = format!("{LABEL}={run_id}");
+        let label = format!("{LABEL_BENCH}={run_id}");
         let output = docker(&[
             "run",
             "--detach",
@@ -239,7 +238,7 @@ pub struct Sweep {
 
 impl Drop for Sweep {
     fn drop(&mut self) {
-        let filter = format!("label={LABEL}={}", self.run_id);
+        let filter = format!("label={LABEL_BENCH}={}", self.run_id);
         let Ok(output) = docker(&["ps", "--all", "--quiet", "--filter", &filter]) else {
             return;
         };
@@ -255,7 +254,7 @@ impl Drop for Sweep {
         match docker(&args) {
             Ok(o) if o.status.success() => {}
             _ => errln!(
-                "warning: bench loop: containers left with the label {LABEL}={}; remove them with `docker rm -f $(docker ps -aq --filter {filter})`",
+                "warning: bench loop: containers left with the label {LABEL_BENCH}={}; remove them with `docker rm -f $(docker ps -aq --filter {filter})`",
                 self.run_id
             ),
         }
