@@ -246,8 +246,8 @@ impl Runner {
                 return Err(Error::invalid(
                     &prepared.loaded.path,
                     if *image == prepared.resolved.run_image { "transform.image" } else { "transform.build.image" },
-                    format!("the image {image} is not on the engine (and no registry is reachable to pull it)"),
-                    "build it first, or use an official builder with `transform.build.language`",
+                    format!("the image {image} is not on the engine (runs never pull images)"),
+                    "build or pull it first (`docker pull IMAGE`), or use an official builder with `transform.build.language`",
                 ));
             }
         }

@@ -38,8 +38,9 @@ impl Context {
 
     /// Where logs, caches and default outputs go: `CARGO_TARGET_DIR`, else
     /// the target folder of the workspace cargo runs us from, else of the
-    /// repository in use, else the user's cache folder (`--root` elsewhere). Never inside `--root`, which
-    /// may be a source tree.
+    /// repository in use, else the user's cache folder. So they go inside
+    /// `--root` only when it is this repository (its `target/`), never into
+    /// a `--root` elsewhere, which may be a source tree.
     pub fn target_dir(&self) -> PathBuf {
         if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
             return PathBuf::from(dir).join("pachbuild");

@@ -7,7 +7,8 @@
 //! Bounded for CI: every property runs [`CASES`] cases (fewer for those that
 //! build file trees), unless `PROPTEST_CASES` says otherwise (e.g. 3000 for
 //! a longer hunt). A failure is shrunk, and its seed saved in
-//! `harness/tests/proptest-regressions/` and tried first on later runs.
+//! `harness/tests/properties/proptest-regressions/<file>.txt` (proptest's
+//! default, beside this `main.rs`) and tried first on later runs.
 
 mod archive;
 mod datum;
