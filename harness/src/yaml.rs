@@ -124,12 +124,26 @@ pub fn to_yaml_string<T: serde::Serialize>(value: &T) -> String {
     serde_yaml_ng::to_string(value).expect("plain data always serialises to YAML")
 }
 
-/// Both parsers append " at line L column C"; we print the location first.
+/// Both parsers put " at line L column C" after the problem; we print the
+/// location first, so it goes. YAML may add a context with a place of its own
+/// (", while parsing a flow sequence at line 2 column 4"): that one stays,
+/// as it says where the unclosed sequence began.
 fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
+    const AT: &str = " at line ";
+    let digits = |s: &str| s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let Some(at) = message.find(AT) else {
+        return message.to_string();
+    };
+    let rest = &message[at + AT.len()..];
+    let line = digits(rest);
+    let Some(after) = rest[line..].strip_prefix(" column ") else {
+        return message.to_string();
+    };
+    let column = digits(after);
+    if line == 0 || column == 0 {
+        return message.to_string();
     }
+    format!("{}{}", &message[..at], &after[column..])
 }
 
 #[cfg(test)]
@@ -139,15 +153,36 @@ mod tests {
 
     #[test]
     fn yaml_syntax_error_has_line_and_column() {
-        let err = from_yaml_str::<BTreeMap<String, String>>("a: b\nc: [d\n", Path::new("x.yaml"))
+        // The mistake is the second `:` of line 2, in column 5.
+        let err = from_yaml_str::<BTreeMap<String, String>>("a: b\nc: d: e\n", Path::new("x.yaml"))
             .unwrap_err();
-        match err {
-            Error::Syntax { file, line, .. } => {
+        match &err {
+            Error::Syntax {
+                file, line, column, ..
+            } => {
                 assert_eq!(file, Path::new("x.yaml"));
-                assert!(line >= 2, "line {line}");
+                assert_eq!((*line, *column), (2, 5));
             }
             other => panic!("unexpected {other:?}"),
         }
+        let text = err.to_string();
+        assert!(
+            text.starts_with("x.yaml:2:5: mapping values are not allowed in this context\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn yaml_errors_say_once_where_and_where_an_unclosed_bracket_began() {
+        // libyaml notices the missing `]` at the end of the text. (Into a
+        // map of strings, the sequence would be a type error first.)
+        let err =
+            from_yaml_str::<serde_json::Value>("a: b\nc: [d\n", Path::new("x.yaml")).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "x.yaml:3:1: did not find expected ',' or ']', while parsing a flow sequence at line 2 column 4"
+        );
     }
 
     #[test]
