@@ -188,13 +188,47 @@ fn a_command_that_needs_the_engine_exits_3_with_one_clear_line() {
 }
 
 #[test]
-fn doctor_with_an_engine_reports_it() {
+fn doctor_with_an_engine_reports_it_and_exits_0() {
+    // No builders, so no base is needed and nothing this machine may lack
+    // (mmdebstrap, the linters) is required: the engine alone decides.
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("builders")).unwrap();
     xtask()
         .arg("doctor")
+        .env("PACHBUILD_ROOT", root.path())
         .assert()
+        .code(0)
         .stdout(predicate::str::contains("ok      engine       Docker"))
         .stdout(predicate::str::contains("API 1."))
-        .stdout(predicate::str::contains("CA bundle"));
+        .stdout(predicate::str::contains("CA bundle"))
+        .stdout(predicate::str::contains("MISSING").not());
+}
+
+#[test]
+fn doctor_exits_1_when_a_base_must_be_made_and_mmdebstrap_is_missing() {
+    // A builder whose base is nowhere (no recipe base, an upstream no one
+    // has), and a PATH without mmdebstrap.
+    let root = tempfile::tempdir().unwrap();
+    let language = format!("tinydoc{}", std::process::id());
+    let dir = root.path().join("builders").join(&language);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut meta = tiny_builder(&language);
+    meta.base.upstream = "pachbuild-test/no-such-upstream:never".into();
+    std::fs::write(
+        dir.join("builder.yaml"),
+        harness::yaml::to_yaml_string(&meta),
+    )
+    .unwrap();
+    let empty_path = tempfile::tempdir().unwrap();
+    xtask()
+        .arg("doctor")
+        .env("PACHBUILD_ROOT", root.path())
+        .env("PATH", empty_path.path())
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("ok      engine       Docker"))
+        .stdout(predicate::str::contains(format!("warn    base {language}")))
+        .stdout(predicate::str::contains("MISSING mmdebstrap"));
 }
 
 #[test]
