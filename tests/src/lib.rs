@@ -57,6 +57,20 @@ pub fn session() -> &'static str {
     SESSION.get_or_init(|| format!("test-{}", RunId::new()))
 }
 
+/// The containers of this test binary's session on the engine (the engine
+/// is shared: other runs' containers come and go).
+pub async fn session_containers(engine: &Engine) -> Vec<(String, String)> {
+    engine
+        .find_labelled(&format!(
+            "{}={}",
+            harness::engine::labels::LABEL_SESSION,
+            session()
+        ))
+        .await
+        .expect("list the session's containers")
+        .containers
+}
+
 /// Removes what the commands of this test binary left (their processes are
 /// over), and nothing else.
 pub async fn sweep_session(engine: &Engine) -> Result<Vec<String>, harness::Error> {

@@ -130,7 +130,7 @@ pub fn run_id_of(stderr: &str) -> String {
 pub fn objects_of(engine: &Engine, rt: &tokio::runtime::Runtime, run: &str) -> Vec<String> {
     rt.block_on(async {
         let found = engine
-            .find_labelled(&format!("io.pachbuild.run={run}"))
+            .find_labelled(&format!("{}={run}", harness::engine::LABEL_RUN))
             .await
             .unwrap();
         let mut all: Vec<String> = found

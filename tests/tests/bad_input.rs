@@ -19,7 +19,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use e2e::{ephemeral_runner, print_setup_line, repo_root, require_engine, xtask, TEST_PREFIX};
+use e2e::{
+    ephemeral_runner, print_setup_line, repo_root, require_engine, session_containers, xtask,
+    TEST_PREFIX,
+};
 use harness::engine::RunId;
 
 /// One change to the temporary folder, made before the command runs.
@@ -319,19 +322,6 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
     let mut out = BTreeMap::new();
     walk(dir, dir, &mut out);
     out
-}
-
-/// The containers of this test's session on the engine.
-async fn session_containers(engine: &harness::engine::Engine) -> Vec<(String, String)> {
-    engine
-        .find_labelled(&format!(
-            "{}={}",
-            harness::engine::owner::LABEL_SESSION,
-            e2e::session()
-        ))
-        .await
-        .expect("list the session's containers")
-        .containers
 }
 
 /// Runs one case; the problems found, empty when it passed.

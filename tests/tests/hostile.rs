@@ -91,7 +91,7 @@ fn output_of(command: &mut std::process::Command) -> (i32, String) {
 fn running_of(engine: &Engine, rt: &tokio::runtime::Runtime, run: &str) -> Vec<String> {
     rt.block_on(async {
         let found = engine
-            .find_labelled(&format!("io.pachbuild.run={run}"))
+            .find_labelled(&format!("{}={run}", harness::engine::LABEL_RUN))
             .await
             .unwrap();
         let mut running = Vec::new();

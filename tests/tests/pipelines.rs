@@ -13,7 +13,8 @@ use assert_cmd::Command;
 use e2e::{
     ephemeral_runner, print_setup_line, repo_root, require_engine, xtask, TEST_PREFIX as PREFIX,
 };
-use harness::engine::{Engine, RunId, LABEL_MANAGED};
+use harness::engine::labels::{LABEL_CACHE_SCOPE, LABEL_KIND, LABEL_RUN};
+use harness::engine::{Engine, RunId};
 use predicates::prelude::*;
 
 fn fixtures_root() -> PathBuf {
@@ -37,15 +38,10 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().expect("a tokio runtime")
 }
 
-fn managed_containers() -> Vec<(String, String)> {
-    runtime().block_on(async {
-        require_engine()
-            .await
-            .find_labelled(&format!("{LABEL_MANAGED}=true"))
-            .await
-            .unwrap()
-            .containers
-    })
+/// Containers of this test binary's session: the engine is shared, and
+/// other runs may start or end containers at any time.
+fn session_containers() -> Vec<(String, String)> {
+    runtime().block_on(async { e2e::session_containers(&require_engine().await).await })
 }
 
 /// The run id a `cargo xtask run` printed on stderr.
@@ -64,7 +60,7 @@ fn containers_of(run: &str) -> Vec<(String, String)> {
     runtime().block_on(async {
         require_engine()
             .await
-            .find_labelled(&format!("io.pachbuild.run={run}"))
+            .find_labelled(&format!("{LABEL_RUN}={run}"))
             .await
             .unwrap()
             .containers
@@ -142,14 +138,24 @@ fn run_writes_the_merged_output() {
     for (file, text) in [("a-1.txt", "A one\n"), ("b-3.txt", "B three\n")] {
         assert_eq!(read(&out_dir.join(file)), text);
     }
-    // A second run replaces the output it made.
+    // A second run replaces the output it made: one datum this time, so the
+    // other files of the first must go; a stray file and a changed one too.
+    std::fs::write(out_dir.join("stray.txt"), "not from a run\n").unwrap();
+    std::fs::write(out_dir.join("b-1.txt"), "stale\n").unwrap();
     cli()
-        .args(["run"])
+        .args(["run", "--datum", "2"])
         .arg(pipeline("cross").join("pipeline.json"))
         .arg("--out")
         .arg(&out_dir)
         .assert()
         .success();
+    let mut files: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["b-1.txt"], "only the second run's output is left");
+    assert_eq!(read(&out_dir.join("b-1.txt")), "B one\n");
 }
 
 fn list_datums_needs_no_engine_and_runs_nothing() {
@@ -370,7 +376,7 @@ fn bad_specs_exit_2_and_start_nothing() {
             "input": {"pfs": {"repo": "d", "glob": "/"}}}"#,
     )
     .unwrap();
-    let before = managed_containers().len();
+    let before = session_containers();
     cli()
         .arg("run")
         .arg(&spec)
@@ -386,7 +392,7 @@ fn bad_specs_exit_2_and_start_nothing() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("p.json:3:"));
-    assert_eq!(managed_containers().len(), before);
+    assert_eq!(session_containers(), before);
 }
 
 fn a_remote_engine_over_tcp_works_without_bind_mounts() {
@@ -464,7 +470,7 @@ fn an_interrupted_run_leaves_nothing_behind() {
     let volumes = runtime().block_on(async {
         require_engine()
             .await
-            .volumes_labelled(&format!("io.pachbuild.run={run}"))
+            .volumes_labelled(&format!("{LABEL_RUN}={run}"))
             .await
             .unwrap()
     });
@@ -488,12 +494,12 @@ fn cache_volumes(scope: &str) -> (Vec<String>, Vec<String>) {
     runtime().block_on(async {
         let volumes = require_engine()
             .await
-            .volumes_labelled(&format!("io.pachbuild.cache-scope={scope}"))
+            .volumes_labelled(&format!("{LABEL_CACHE_SCOPE}={scope}"))
             .await
             .unwrap();
-        let (markers, data): (Vec<_>, Vec<_>) = volumes.into_iter().partition(|v| {
-            v.labels.get("io.pachbuild.kind").map(String::as_str) == Some("build-cache")
-        });
+        let (markers, data): (Vec<_>, Vec<_>) = volumes
+            .into_iter()
+            .partition(|v| v.labels.get(LABEL_KIND).map(String::as_str) == Some("build-cache"));
         (
             markers.into_iter().map(|v| v.name).collect(),
             data.into_iter().map(|v| v.name).collect(),

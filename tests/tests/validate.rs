@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use e2e::{repo_root, require_engine, xtask, ImageGuard};
 
 use e2e::copy_dir;
+use harness::engine::LABEL_KIND;
 use predicates::prelude::*;
 
 const PREFIX: &str = "pachbuild-test";
@@ -243,14 +244,20 @@ fn validate_shtest(root: &Path) -> assert_cmd::assert::Assert {
         .assert()
 }
 
+/// The image checks' containers of this test binary's session (the engine
+/// is shared: another `validate` may be running beside it).
 fn containers_of_validate() -> Vec<(String, String)> {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        require_engine()
-            .await
-            .find_labelled("io.pachbuild.kind=validate")
+        let engine = require_engine().await;
+        let ours = e2e::session_containers(&engine).await;
+        engine
+            .find_labelled(&format!("{LABEL_KIND}=validate"))
             .await
             .unwrap()
             .containers
+            .into_iter()
+            .filter(|c| ours.contains(c))
+            .collect()
     })
 }
 
