@@ -8,7 +8,8 @@
 //!   key a file mentions (docs, scripts, tests) is one it defines;
 //! - every dependency a member declares is used by its sources, and every
 //!   `[workspace.dependencies]` entry by a member;
-//! - what ARCHITECTURE.md names (modules, files, items) exists.
+//! - what ARCHITECTURE.md names (modules, files, items) exists;
+//! - CI (`.ci/run`) runs README.md's test command, so these checks run there.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -300,7 +301,7 @@ fn defined_labels() -> BTreeSet<String> {
         .into_iter()
         .filter_map(|(_, s)| {
             let keys = label_keys(&s);
-            (keys.len() == 1 && keys[0].1 == s).then(|| s)
+            (keys.len() == 1 && keys[0].1 == s).then_some(s)
         })
         .collect()
 }
@@ -580,6 +581,28 @@ fn item_is_defined(files: &[String], item: &str) -> bool {
             declared || variant
         })
     })
+}
+
+// ----- CI ------------------------------------------------------------------------
+
+#[test]
+fn ci_runs_the_test_command_of_the_readme() {
+    // So this test, among all others, runs in CI.
+    let command = read("README.md")
+        .lines()
+        .find(|l| l.trim_start().starts_with("cargo test"))
+        .map(|l| l.split('#').next().unwrap().trim().to_string())
+        .expect("README.md gives the test command");
+    assert!(
+        read(".ci/run").lines().any(|l| l.trim() == command),
+        ".ci/run does not run README.md's test command `{command}`"
+    );
+    assert!(
+        read(".github/workflows/ci.yml")
+            .lines()
+            .any(|l| !l.trim_start().starts_with('#') && l.contains(".ci/run")),
+        ".github/workflows/ci.yml does not run .ci/run"
+    );
 }
 
 // ----- the tidy test's own reading ---------------------------------------------------
