@@ -506,7 +506,7 @@ fn a_dropped_runner_removes_the_images_of_its_run() {
             .unwrap();
         assert!(outcome.verdict.is_ok(), "{:?}", outcome.verdict);
         let made = rt
-            .block_on(engine.find_labelled(&format!("io.pachbuild.run={run}")))
+            .block_on(engine.find_labelled(&format!("{}={run}", harness::engine::LABEL_RUN)))
             .unwrap();
         assert!(
             !made.images.is_empty(),
@@ -514,7 +514,7 @@ fn a_dropped_runner_removes_the_images_of_its_run() {
         );
     }
     let left = rt
-        .block_on(engine.find_labelled(&format!("io.pachbuild.run={run}")))
+        .block_on(engine.find_labelled(&format!("{}={run}", harness::engine::LABEL_RUN)))
         .unwrap();
     assert!(
         left.images.is_empty() && left.containers.is_empty() && left.volumes.is_empty(),
