@@ -240,6 +240,35 @@ fn report(rule: &str, problems: Vec<String>) {
     );
 }
 
+// ----- files small enough to read ------------------------------------------------
+
+/// The most lines of code (not blank, not comments, tests apart) a file of
+/// the library may hold: past it, it does several jobs and is split.
+const MAX_CODE_LINES: usize = 800;
+
+#[test]
+fn no_library_file_holds_more_than_800_lines_of_code() {
+    let mut problems = Vec::new();
+    for file in repo_files()
+        .iter()
+        .filter(|f| f.starts_with("harness/src/") && f.ends_with(".rs"))
+    {
+        let text = read(file);
+        // Unit tests sit at the end, in `mod tests`.
+        let library = text
+            .find("#[cfg(test)]\nmod tests")
+            .map_or(text.as_str(), |at| &text[..at]);
+        let code = lex(library).code;
+        let lines = code.lines().filter(|l| !l.trim().is_empty()).count();
+        if lines > MAX_CODE_LINES {
+            problems.push(format!(
+                "{file}: {lines} lines of code (at most {MAX_CODE_LINES}): split it by job"
+            ));
+        }
+    }
+    report("files too large", problems);
+}
+
 // ----- one module for each outside dependency ------------------------------------
 
 fn only_module_imports(name: &str, allowed: &str) -> Vec<String> {
