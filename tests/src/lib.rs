@@ -262,3 +262,84 @@ pub fn run_scenarios(selected: &[&Scenario]) -> (usize, usize) {
     }
     (passed, failed)
 }
+
+/// The sandbox of one end-to-end test binary on a shared engine: the run
+/// its own objects carry (the `shtest` builder image and its base, built
+/// once, ephemeral), and their clean-up when dropped, with what the
+/// commands of its session left (their processes are over by then). Every
+/// `xtask` the tests start carries the binary's session ([`session`]), so
+/// nothing of anyone else's is touched.
+pub struct Sandbox {
+    pub rt: tokio::runtime::Runtime,
+    pub engine: Engine,
+    pub run: RunId,
+}
+
+/// The tag of the shared `shtest` builder image, once a [`Sandbox`] made it.
+pub fn shtest_image() -> &'static str {
+    SHTEST_IMAGE
+        .get()
+        .map(String::as_str)
+        .expect("the sandbox built the shtest builder")
+}
+
+static SHTEST_IMAGE: OnceLock<String> = OnceLock::new();
+
+impl Sandbox {
+    /// Connects to the engine (or fails saying what is missing) and builds
+    /// the `shtest` builder of `tests/fixtures/builders`.
+    pub fn with_shtest() -> Sandbox {
+        let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
+        let engine = rt.block_on(require_engine());
+        let run = RunId::new();
+        let builders = repo_root().join("tests/fixtures/builders");
+        let runner = ephemeral_runner(&engine, &builders, &run);
+        let (_, builder) = rt
+            .block_on(runner.ensure_builder("shtest", &mut |line| print_setup_line("shtest", line)))
+            .expect("the shtest builder image builds");
+        let _ = SHTEST_IMAGE.set(builder.image);
+        assert!(xtask_binary().is_file(), "the xtask binary is built");
+        Sandbox { rt, engine, run }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.rt.block_on(async {
+            // Another user's test may have built on our base meanwhile (a
+            // shared engine): then it stays, and that is not our failure.
+            match self.engine.clean_up_run(&self.run).await {
+                Ok(removed) => eprintln!("removed {} test image(s)", removed.images.len()),
+                Err(e) => eprintln!("warning: clean-up: {e}"),
+            }
+            let swept = tokio::time::timeout(
+                std::time::Duration::from_secs(60),
+                sweep_session(&self.engine),
+            )
+            .await;
+            if let Ok(Ok(left)) = swept {
+                if !left.is_empty() {
+                    eprintln!("removed what the scenarios' commands left: {left:?}");
+                }
+            }
+        });
+    }
+}
+
+/// The `main` of a test binary of scenarios on the `shtest` builder: runs
+/// the scenarios the command line names in a [`Sandbox`], removes what it
+/// made, and prints `N passed, M failed`.
+pub fn run_suite(all: &'static [Scenario]) -> std::process::ExitCode {
+    let Some(selected) = select_scenarios(all) else {
+        return std::process::ExitCode::SUCCESS;
+    };
+    let sandbox = Sandbox::with_shtest();
+    let (passed, failed) = run_scenarios(&selected);
+    drop(sandbox);
+    println!("\n{passed} passed, {failed} failed");
+    if failed == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}

@@ -16,8 +16,8 @@ use e2e::process::{
     assert_no_panic, gone_within, objects_of, run_id_of, run_until, signal, xtask_process,
 };
 use e2e::proxy::Proxy;
-use e2e::{ephemeral_runner, print_setup_line, repo_root, require_engine, TEST_PREFIX as PREFIX};
-use harness::engine::{Engine, RunId};
+use e2e::{repo_root, require_engine, TEST_PREFIX as PREFIX};
+use harness::engine::Engine;
 
 fn fixtures_root() -> PathBuf {
     repo_root().join("tests/fixtures")
@@ -475,31 +475,5 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 fn main() -> ExitCode {
-    let Some(selected) = e2e::select_scenarios(SCENARIOS) else {
-        return ExitCode::SUCCESS;
-    };
-    let rt = runtime();
-    let run = RunId::new();
-    let engine: Engine = rt.block_on(require_engine());
-    let runner = ephemeral_runner(&engine, &fixtures_root().join("builders"), &run);
-    rt.block_on(runner.ensure_builder("shtest", &mut |line| print_setup_line("shtest", line)))
-        .expect("the shtest builder image builds");
-    assert!(e2e::xtask_binary().is_file());
-
-    let (passed, failed) = e2e::run_scenarios(&selected);
-    rt.block_on(async {
-        // Another user's test may have built on our base meanwhile (a
-        // shared engine): then it stays, and that is not our failure.
-        match engine.clean_up_run(&run).await {
-            Ok(removed) => eprintln!("removed {} test image(s)", removed.images.len()),
-            Err(e) => eprintln!("warning: clean-up: {e}"),
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(60), e2e::sweep_session(&engine)).await;
-    });
-    println!("\n{passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    e2e::run_suite(SCENARIOS)
 }

@@ -10,7 +10,7 @@
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::process::{
@@ -18,7 +18,7 @@ use e2e::process::{
     xtask_process_with_prefix,
 };
 use e2e::proxy::Proxy;
-use e2e::{ephemeral_runner, print_setup_line, repo_root, require_engine, Scenario};
+use e2e::{ephemeral_runner, repo_root, require_engine, Scenario};
 use harness::engine::{Engine, RunId};
 
 fn fixtures_root() -> PathBuf {
@@ -34,9 +34,6 @@ fn engine() -> (tokio::runtime::Runtime, Engine) {
     let engine = rt.block_on(require_engine());
     (rt, engine)
 }
-
-/// The tag of the shared shtest builder image (set by `main`).
-static SHTEST_IMAGE: OnceLock<String> = OnceLock::new();
 
 /// A build pipeline on the shtest builder in a temporary folder: `main.sh`
 /// is the datum's program, input repo `data` (glob `glob`) holds `files`.
@@ -116,7 +113,7 @@ fn clean_run(run: &str) {
 /// the existing image keeps its tag and id, and nothing of the fixture's is
 /// left.
 fn a_fixture_image_never_replaces_an_image_of_ours() {
-    let existing = SHTEST_IMAGE.get().unwrap().clone();
+    let existing = e2e::shtest_image().to_string();
     let (rt, engine) = engine();
     let before = rt.block_on(engine.image(&existing)).unwrap().unwrap().id;
 
@@ -562,30 +559,5 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 fn main() -> ExitCode {
-    let Some(selected) = e2e::select_scenarios(SCENARIOS) else {
-        return ExitCode::SUCCESS;
-    };
-    let (rt, engine) = engine();
-    let run = RunId::new();
-    let runner = ephemeral_runner(&engine, &fixtures_root().join("builders"), &run);
-    let (_, builder) = rt
-        .block_on(runner.ensure_builder("shtest", &mut |line| print_setup_line("shtest", line)))
-        .expect("the shtest builder image builds");
-    SHTEST_IMAGE.set(builder.image.clone()).unwrap();
-
-    let (passed, failed) = e2e::run_scenarios(&selected);
-    rt.block_on(async {
-        let removed = engine.clean_up_run(&run).await.expect("clean-up");
-        eprintln!("removed {} test image(s)", removed.images.len());
-        if failed > 0 {
-            let _ =
-                tokio::time::timeout(Duration::from_secs(60), e2e::sweep_session(&engine)).await;
-        }
-    });
-    println!("\n{passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    e2e::run_suite(SCENARIOS)
 }

@@ -10,11 +10,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use e2e::{
-    ephemeral_runner, print_setup_line, repo_root, require_engine, xtask, TEST_PREFIX as PREFIX,
-};
+use e2e::{repo_root, require_engine, xtask, TEST_PREFIX as PREFIX};
 use harness::engine::labels::{LABEL_CACHE_SCOPE, LABEL_KIND, LABEL_RUN};
-use harness::engine::{Engine, RunId};
+use harness::engine::RunId;
 use predicates::prelude::*;
 
 fn fixtures_root() -> PathBuf {
@@ -1099,33 +1097,5 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 fn main() -> ExitCode {
-    let Some(selected) = e2e::select_scenarios(SCENARIOS) else {
-        return ExitCode::SUCCESS;
-    };
-    let rt = runtime();
-    let run = RunId::new();
-    // The shared builder image (and its base), ephemeral to this run.
-    let engine: Engine = rt.block_on(require_engine());
-    let runner = ephemeral_runner(&engine, &fixtures_root().join("builders"), &run);
-    rt.block_on(runner.ensure_builder("shtest", &mut |line| print_setup_line("shtest", line)))
-        .expect("the shtest builder image builds");
-    let xtask = e2e::xtask_binary();
-    assert!(xtask.is_file(), "xtask binary at {}", xtask.display());
-
-    let (passed, failed) = e2e::run_scenarios(&selected);
-    rt.block_on(async {
-        let removed = engine.clean_up_run(&run).await.expect("clean-up");
-        eprintln!("removed {} test image(s)", removed.images.len());
-        // A scenario that failed midway may have left containers of its own runs.
-        if failed > 0 {
-            let _ =
-                tokio::time::timeout(Duration::from_secs(60), e2e::sweep_session(&engine)).await;
-        }
-    });
-    println!("\n{passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    e2e::run_suite(SCENARIOS)
 }

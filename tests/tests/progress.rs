@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use e2e::{ephemeral_runner, print_setup_line, repo_root, require_engine, TEST_PREFIX};
-use harness::engine::RunId;
+use e2e::{repo_root, TEST_PREFIX};
 
 fn fixtures_root() -> PathBuf {
     repo_root().join("tests/fixtures")
@@ -243,31 +242,5 @@ const SCENARIOS: &[e2e::Scenario] = &[
 ];
 
 fn main() -> ExitCode {
-    let Some(selected) = e2e::select_scenarios(SCENARIOS) else {
-        return ExitCode::SUCCESS;
-    };
-    let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    let run_id = RunId::new();
-    // The shared builder image (and its base), ephemeral to this run.
-    let engine = rt.block_on(require_engine());
-    let runner = ephemeral_runner(&engine, &fixtures_root().join("builders"), &run_id);
-    rt.block_on(runner.ensure_builder("shtest", &mut |line| print_setup_line("shtest", line)))
-        .expect("the shtest builder image builds");
-    assert!(e2e::xtask_binary().is_file());
-
-    let (passed, failed) = e2e::run_scenarios(&selected);
-    rt.block_on(async {
-        let removed = engine.clean_up_run(&run_id).await.expect("clean-up");
-        eprintln!("removed {} test image(s)", removed.images.len());
-        if failed > 0 {
-            let _ =
-                tokio::time::timeout(Duration::from_secs(60), e2e::sweep_session(&engine)).await;
-        }
-    });
-    println!("\n{passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    e2e::run_suite(SCENARIOS)
 }
