@@ -388,30 +388,20 @@ impl Drop for Runner {
         if !left || self.options.keep || crate::engine::engine_unresponsive() {
             return;
         }
-        // As `engine::Owned`: Drop cannot await and the runtime may be
-        // going, so a thread of its own with a fresh connection.
-        let (host, run) = (self.engine.host().to_string(), self.run.clone());
+        // As `engine::Owned`: Drop cannot await and the runtime may be going.
+        let run = self.run.clone();
         let progress = self.options.progress.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
+        crate::engine::clean_up_now(self.engine.host(), move |engine| async move {
+            let cleaned = match engine {
+                Ok(engine) => engine.clean_up_run(&run).await.map(|_| ()),
+                Err(e) => Err(e),
             };
-            runtime.block_on(async {
-                let cleaned = match Engine::connect_to(&host).await {
-                    Ok(engine) => engine.clean_up_run(&run).await.map(|_| ()),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = cleaned {
-                    progress.warn(format!(
-                        "clean-up of run {run} incomplete: {e}; `cargo xtask clean --run {run}` finishes it"
-                    ));
-                }
-            });
-        })
-        .join();
+            if let Err(e) = cleaned {
+                progress.warn(format!(
+                    "clean-up of run {run} incomplete: {e}; `cargo xtask clean --run {run}` finishes it"
+                ));
+            }
+        });
     }
 }
 

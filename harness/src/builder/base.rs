@@ -109,7 +109,76 @@ pub async fn provide(
     options: &BaseOptions,
     log: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Base> {
-    let provided = provide_base(engine, meta, prefix, run, options, log).await;
+    // `return` in the block ends the search with what it found.
+    let provided: Result<Base> = async {
+        let LocalBases {
+            recipe_image,
+            recipe: previous,
+            recipe_current,
+            upstream: upstream_here,
+        } = local_bases(engine, meta, prefix).await?;
+        if options.force != Some(BaseSource::Upstream) {
+            if let Some(found) = &previous {
+                if recipe_current {
+                    return Ok(Base {
+                        image: recipe_image,
+                        id: found.id.clone(),
+                        source: BaseSource::Debian,
+                        reused: true,
+                    });
+                }
+                log(&format!(
+                    "{recipe_image} exists but was made from another recipe; remaking it"
+                ));
+            }
+        }
+
+        if options.force != Some(BaseSource::Debian) {
+            let upstream = &meta.base.upstream;
+            if let Some(found) = upstream_here {
+                return Ok(Base {
+                    image: upstream.clone(),
+                    id: found.id,
+                    source: BaseSource::Upstream,
+                    reused: true,
+                });
+            }
+            log(&format!("pulling {upstream}"));
+            engine.progress().emit(Event::BasePhase {
+                builder: meta.language.clone(),
+                phase: format!("pulling {upstream}"),
+            });
+            match engine.pull(upstream, PULL_TIMEOUT).await {
+                Ok(()) => {
+                    let id = engine
+                        .image(upstream)
+                        .await?
+                        .map(|i| i.id)
+                        .unwrap_or_default();
+                    return Ok(Base {
+                        image: upstream.clone(),
+                        id,
+                        source: BaseSource::Upstream,
+                        reused: false,
+                    });
+                }
+                Err(e) if options.force == Some(BaseSource::Upstream) => return Err(e),
+                Err(e) => log(&format!(
+                    "no registry: {e}; making the base from Debian packages instead"
+                )),
+            }
+        }
+
+        let id = make_debian_base(engine, meta, &recipe_image, run, options, log).await?;
+        crate::builder::image::remove_replaced(engine, previous, &id).await;
+        Ok(Base {
+            image: recipe_image,
+            id,
+            source: BaseSource::Debian,
+            reused: false,
+        })
+    }
+    .await;
     if !provided.as_ref().is_ok_and(|b| b.reused) {
         engine.progress().emit(Event::BaseDone {
             builder: meta.language.clone(),
@@ -146,82 +215,6 @@ pub async fn local_bases(engine: &Engine, meta: &BuilderMeta, prefix: &str) -> R
         recipe,
         recipe_current,
         upstream,
-    })
-}
-
-async fn provide_base(
-    engine: &Engine,
-    meta: &BuilderMeta,
-    prefix: &str,
-    run: &RunId,
-    options: &BaseOptions,
-    log: &mut (dyn FnMut(&str) + Send),
-) -> Result<Base> {
-    let LocalBases {
-        recipe_image,
-        recipe: previous,
-        recipe_current,
-        upstream: upstream_here,
-    } = local_bases(engine, meta, prefix).await?;
-    if options.force != Some(BaseSource::Upstream) {
-        if let Some(found) = &previous {
-            if recipe_current {
-                return Ok(Base {
-                    image: recipe_image,
-                    id: found.id.clone(),
-                    source: BaseSource::Debian,
-                    reused: true,
-                });
-            }
-            log(&format!(
-                "{recipe_image} exists but was made from another recipe; remaking it"
-            ));
-        }
-    }
-
-    if options.force != Some(BaseSource::Debian) {
-        let upstream = &meta.base.upstream;
-        if let Some(found) = upstream_here {
-            return Ok(Base {
-                image: upstream.clone(),
-                id: found.id,
-                source: BaseSource::Upstream,
-                reused: true,
-            });
-        }
-        log(&format!("pulling {upstream}"));
-        engine.progress().emit(Event::BasePhase {
-            builder: meta.language.clone(),
-            phase: format!("pulling {upstream}"),
-        });
-        match engine.pull(upstream, PULL_TIMEOUT).await {
-            Ok(()) => {
-                let id = engine
-                    .image(upstream)
-                    .await?
-                    .map(|i| i.id)
-                    .unwrap_or_default();
-                return Ok(Base {
-                    image: upstream.clone(),
-                    id,
-                    source: BaseSource::Upstream,
-                    reused: false,
-                });
-            }
-            Err(e) if options.force == Some(BaseSource::Upstream) => return Err(e),
-            Err(e) => log(&format!(
-                "no registry: {e}; making the base from Debian packages instead"
-            )),
-        }
-    }
-
-    let id = make_debian_base(engine, meta, &recipe_image, run, options, log).await?;
-    crate::builder::image::remove_replaced(engine, previous, &id).await;
-    Ok(Base {
-        image: recipe_image,
-        id,
-        source: BaseSource::Debian,
-        reused: false,
     })
 }
 

@@ -353,35 +353,23 @@ impl Drop for StepObjects {
         if trace.containers.is_empty() && trace.images.is_empty() {
             return;
         }
-        // Drop cannot await and the runtime may be going: a thread of its
-        // own with a fresh connection, waited for.
+        // Drop cannot await and the runtime may be going.
         let host = self.host.clone();
         let progress = self.progress.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                match Engine::connect_to(&host).await {
-                    Ok(engine) => {
-                        remove_step_objects(&engine.with_progress(progress), &trace).await
-                    }
-                    Err(_) if trace.images.is_empty() => {}
-                    Err(_) => {
-                        let ids: Vec<&str> = trace.images.iter().rev().map(String::as_str).collect();
-                        progress.warn(format!(
-                            "the engine at {host} does not answer: the unfinished image build left {} step image(s) there, with no label of the run: once it is back, `docker rmi {}` removes them",
-                            ids.len(),
-                            ids.join(" ")
-                        ));
-                    }
+        crate::engine::clean_up_now(&self.host, move |engine| async move {
+            match engine {
+                Ok(engine) => remove_step_objects(&engine.with_progress(progress), &trace).await,
+                Err(_) if trace.images.is_empty() => {}
+                Err(_) => {
+                    let ids: Vec<&str> = trace.images.iter().rev().map(String::as_str).collect();
+                    progress.warn(format!(
+                        "the engine at {host} does not answer: the unfinished image build left {} step image(s) there, with no label of the run: once it is back, `docker rmi {}` removes them",
+                        ids.len(),
+                        ids.join(" ")
+                    ));
                 }
-            });
-        })
-        .join();
+            }
+        });
     }
 }
 

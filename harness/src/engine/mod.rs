@@ -39,7 +39,7 @@ use containers::Lifeline;
 use error::{engine_err, is_not_found};
 pub use error::{EngineError, Failure, Operation};
 pub use labels::{Labels, RunId, LABEL_EPHEMERAL, LABEL_KIND, LABEL_MANAGED, LABEL_RUN};
-pub use owned::{engine_unresponsive, Owned};
+pub use owned::{clean_up_now, engine_unresponsive, Owned};
 pub use registry::PushAuth;
 
 /// How long a request may wait for the engine's answer to begin.

@@ -15,6 +15,35 @@ static ENGINE_UNRESPONSIVE: AtomicBool = AtomicBool::new(false);
 pub fn engine_unresponsive() -> bool {
     ENGINE_UNRESPONSIVE.load(Ordering::SeqCst)
 }
+
+/// Runs `work` with a fresh connection to the engine at `host` (or the
+/// error when it does not answer, which the process then remembers: see
+/// [`engine_unresponsive`]) on a thread of its own, and waits for it. For
+/// clean-ups in `Drop`, which cannot await and may run while the runtime
+/// shuts down.
+pub fn clean_up_now<F, Fut>(host: &str, work: F)
+where
+    F: FnOnce(Result<Engine>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let host = host.to_string();
+    let _ = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            let engine = Engine::connect_to(&host).await;
+            if engine.is_err() {
+                ENGINE_UNRESPONSIVE.store(true, Ordering::SeqCst);
+            }
+            work(engine).await
+        });
+    })
+    .join();
+}
 use crate::error::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,30 +177,19 @@ impl Drop for Owned {
             self.engine.drop_lifeline(&self.id);
             return;
         }
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                match Engine::connect_to(&host).await {
-                    Ok(engine) => {
-                        if let Err(e) = remove(&engine, kind, &id).await {
-                            progress.warn(e.to_string());
-                        }
-                    }
-                    Err(_) => {
-                        ENGINE_UNRESPONSIVE.store(true, Ordering::SeqCst);
-                        progress.warn(format!(
-                            "cannot remove {what} {id}: the engine at {host} does not answer"
-                        ));
+        let engine_host = host.clone();
+        clean_up_now(&engine_host, move |engine| async move {
+            match engine {
+                Ok(engine) => {
+                    if let Err(e) = remove(&engine, kind, &id).await {
+                        progress.warn(e.to_string());
                     }
                 }
-            });
-        })
-        .join();
+                Err(_) => progress.warn(format!(
+                    "cannot remove {what} {id}: the engine at {host} does not answer"
+                )),
+            }
+        });
         if self.kind == Kind::Container {
             self.engine.drop_lifeline(&self.id);
         }
