@@ -622,86 +622,86 @@ pub fn rows(r: &Results, s: &Settings) -> Vec<Row> {
         };
     let none = || Figure::missing("-");
     vec![
-        Row {
-            workload: format!("1 run: six, {SIX_DATUMS} datums, cold (baseline: docker CLI)"),
-            unit: Unit::Seconds,
-            ours: Figure::median(&r.six_cold, "n/a"),
-            baseline: Figure::median(&r.six_cold_baseline, "n/a"),
-            target: Target::RatioAtMost(COLD_RATIO),
-        },
-        Row {
-            workload: "2 rerun unchanged (baseline: row 1 cold)".to_string(),
-            unit: Unit::Seconds,
-            ours: Figure::median(&r.six_warm, "n/a"),
-            baseline: Figure::median(&r.six_cold, "n/a"),
-            target: Target::RatioAtMost(WARM_RATIO),
-        },
-        Row {
-            workload: "2 the same with --reprocess: every datum runs".to_string(),
-            unit: Unit::Seconds,
-            ours: Figure::median(&r.six_reprocess, "n/a"),
-            baseline: Figure::median(&r.six_cold, "n/a"),
-            target: Target::None,
-        },
-        Row {
-            workload: format!(
+        Row::new(
+            format!("1 run: six, {SIX_DATUMS} datums, cold (baseline: docker CLI)"),
+            Unit::Seconds,
+            Figure::median(&r.six_cold, "n/a"),
+            Figure::median(&r.six_cold_baseline, "n/a"),
+            Target::RatioAtMost(COLD_RATIO),
+        ),
+        Row::new(
+            "2 rerun unchanged (baseline: row 1 cold)",
+            Unit::Seconds,
+            Figure::median(&r.six_warm, "n/a"),
+            Figure::median(&r.six_cold, "n/a"),
+            Target::RatioAtMost(WARM_RATIO),
+        ),
+        Row::new(
+            "2 the same with --reprocess: every datum runs",
+            Unit::Seconds,
+            Figure::median(&r.six_reprocess, "n/a"),
+            Figure::median(&r.six_cold, "n/a"),
+            Target::None,
+        ),
+        Row::new(
+            format!(
                 "3 {} tiny datums, --reprocess (baseline: docker run each)",
                 s.tiny_datums
             ),
-            unit: Unit::PerDatum,
-            ours: Figure::median(&r.tiny, "n/a"),
-            baseline: Figure::median(&r.tiny_baseline, "n/a"),
-            target: Target::RatioAtMost(PER_DATUM_RATIO),
-        },
-        Row {
-            workload: "3 the same (baseline: bare docker exec)".to_string(),
-            unit: Unit::PerDatum,
-            ours: Figure::median(&r.tiny, "n/a"),
-            baseline: Figure::median(&r.floor, "n/a"),
-            target: Target::None,
-        },
-        Row {
-            workload: "4 numpy+pandas: build end to first datum".to_string(),
-            unit: Unit::Seconds,
-            ours: handoff,
-            baseline: none(),
-            target: Target::AtMost(HANDOFF_MAX_S),
-        },
-        Row {
-            workload: "4 numpy+pandas rerun (baseline: its cold run)".to_string(),
-            unit: Unit::Seconds,
-            ours: numpy(&r.numpy_warm),
-            baseline: numpy(&r.numpy_cold),
-            target: Target::RatioAtMost(NUMPY_WARM_RATIO),
-        },
-        Row {
-            workload: "4 the same with --reprocess: every datum runs".to_string(),
-            unit: Unit::Seconds,
-            ours: numpy(&r.numpy_reprocess),
-            baseline: numpy(&r.numpy_cold),
-            target: Target::None,
-        },
-        Row {
-            workload: format!("5 peak memory, {} input datum", size_text(s.big_bytes)),
-            unit: Unit::Mib,
-            ours: mib(r.big_rss_kib, "n/a"),
-            baseline: none(),
-            target: Target::Below(RSS_MAX_MIB),
-        },
-        Row {
-            workload: "5 peak memory, numpy+pandas build output".to_string(),
-            unit: Unit::Mib,
-            ours: mib(r.numpy_rss_kib, if s.numpy { "n/a" } else { quick }),
-            baseline: none(),
-            target: Target::Below(RSS_MAX_MIB),
-        },
-        Row {
-            workload: "6 test-builder python --reprocess (baseline: --jobs 1)".to_string(),
-            unit: Unit::Seconds,
-            ours: Figure::median(&r.test_builder, "n/a"),
-            baseline: one_job,
-            target: Target::None,
-        },
+            Unit::PerDatum,
+            Figure::median(&r.tiny, "n/a"),
+            Figure::median(&r.tiny_baseline, "n/a"),
+            Target::RatioAtMost(PER_DATUM_RATIO),
+        ),
+        Row::new(
+            "3 the same (baseline: bare docker exec)",
+            Unit::PerDatum,
+            Figure::median(&r.tiny, "n/a"),
+            Figure::median(&r.floor, "n/a"),
+            Target::None,
+        ),
+        Row::new(
+            "4 numpy+pandas: build end to first datum",
+            Unit::Seconds,
+            handoff,
+            none(),
+            Target::AtMost(HANDOFF_MAX_S),
+        ),
+        Row::new(
+            "4 numpy+pandas rerun (baseline: its cold run)",
+            Unit::Seconds,
+            numpy(&r.numpy_warm),
+            numpy(&r.numpy_cold),
+            Target::RatioAtMost(NUMPY_WARM_RATIO),
+        ),
+        Row::new(
+            "4 the same with --reprocess: every datum runs",
+            Unit::Seconds,
+            numpy(&r.numpy_reprocess),
+            numpy(&r.numpy_cold),
+            Target::None,
+        ),
+        Row::new(
+            format!("5 peak memory, {} input datum", size_text(s.big_bytes)),
+            Unit::Mib,
+            mib(r.big_rss_kib, "n/a"),
+            none(),
+            Target::Below(RSS_MAX_MIB),
+        ),
+        Row::new(
+            "5 peak memory, numpy+pandas build output",
+            Unit::Mib,
+            mib(r.numpy_rss_kib, if s.numpy { "n/a" } else { quick }),
+            none(),
+            Target::Below(RSS_MAX_MIB),
+        ),
+        Row::new(
+            "6 test-builder python --reprocess (baseline: --jobs 1)",
+            Unit::Seconds,
+            Figure::median(&r.test_builder, "n/a"),
+            one_job,
+            Target::None,
+        ),
     ]
 }
 

@@ -117,6 +117,23 @@ pub struct Row {
 }
 
 impl Row {
+    /// A row measuring `workload` in `unit`, ours against `baseline`.
+    pub fn new(
+        workload: impl Into<String>,
+        unit: Unit,
+        ours: Figure,
+        baseline: Figure,
+        target: Target,
+    ) -> Row {
+        Row {
+            workload: workload.into(),
+            unit,
+            ours,
+            baseline,
+            target,
+        }
+    }
+
     /// ours / baseline, when both were measured (and the baseline is not 0).
     pub fn ratio(&self) -> Option<f64> {
         match (self.ours.value(), self.baseline.value()) {
