@@ -355,8 +355,9 @@ pub struct Report {
     pub datums_time: Duration,
     /// Workers the run phase used.
     pub workers: usize,
-    /// Datums skipped: unchanged since an earlier run, their outputs reused.
-    pub datums_reused: usize,
+    /// The ids of the datums skipped: unchanged since an earlier run, their
+    /// outputs reused.
+    pub datums_reused: std::collections::BTreeSet<String>,
     /// Datums that failed and that `err_cmd` recovered (index, id): the job
     /// goes on without their output, as on the platform.
     pub datums_recovered: Vec<(usize, String)>,
@@ -394,7 +395,7 @@ impl Report {
             datum_times: Vec::new(),
             datums_time: Duration::ZERO,
             workers: 0,
-            datums_reused: 0,
+            datums_reused: Default::default(),
             datums_recovered: Vec::new(),
             more_failures: Vec::new(),
             build_entry: None,
@@ -418,7 +419,7 @@ impl Report {
             self.datums_time.as_secs_f64(),
             total.as_secs_f64(),
             self.workers,
-            self.datums_reused
+            self.datums_reused.len()
         )
     }
 }
@@ -489,7 +490,11 @@ pub async fn execute(
             }
         }
     };
-    report.datums_reused = selected.iter().filter(|(i, _)| reused(i)).count();
+    report.datums_reused = selected
+        .iter()
+        .filter(|(i, _)| reused(i))
+        .map(|(_, datum)| datum.id())
+        .collect();
     let to_run: Vec<(usize, &Datum)> = selected
         .iter()
         .filter(|(i, _)| !reused(i))

@@ -138,8 +138,6 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
         args.datum.as_ref().map_or(prepared.datums.len(), |_| 1),
         runner.run_id(),
     ));
-    // Datums skipped as unchanged are announced on their label.
-    let mut reused: BTreeSet<String> = BTreeSet::new();
     // Which phase the run is in, from the labels of its lines: an error
     // names it when the engine goes away.
     let mut phase = if prepared.resolved.has_build {
@@ -153,11 +151,6 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
             args.datum.clone(),
             &prepared.pipeline_name,
             &mut |label, line| {
-                if line.starts_with("skipped: unchanged") {
-                    if let Some(id) = label.rsplit(' ').next() {
-                        reused.insert(id.to_string());
-                    }
-                }
                 phase = match label {
                     "image" => "image build",
                     "build" => "build phase",
@@ -195,7 +188,7 @@ pub async fn run(context: &Context, args: &RunArgs) -> Result<i32> {
     ui.status(&report.timings_line(started.elapsed()));
 
     let mut results = Results::new("run", ("PIPELINE", "DATUM"));
-    results.cases = datum_cases(&prepared, args, &report, &reused, command_warning);
+    results.cases = datum_cases(&prepared, args, &report, command_warning);
     results.elapsed = started.elapsed();
     let out = crate::commands::Out::Stderr;
     let code = match report.output {
@@ -240,7 +233,6 @@ fn datum_cases(
     prepared: &Prepared,
     args: &RunArgs,
     report: &Report,
-    reused: &BTreeSet<String>,
     command_warning: Option<String>,
 ) -> Vec<Case> {
     let suite = &prepared.pipeline_name;
@@ -315,7 +307,7 @@ fn datum_cases(
                 case.run_seconds = Some(seconds);
                 case
             }
-            (None, None) if reused.contains(&id) => {
+            (None, None) if report.datums_reused.contains(&id) => {
                 Case::new(suite, name, Status::Skipped).note("unchanged, output reused")
             }
             (None, None) => Case::new(suite, name, Status::Skipped).note(if build_failed {

@@ -122,11 +122,11 @@ impl Case {
             seconds: report.build_time.as_secs_f64(),
             reused: report.build_reused,
         });
-        if !report.datum_times.is_empty() || report.datums_reused > 0 {
+        if !report.datum_times.is_empty() || !report.datums_reused.is_empty() {
             self.run_seconds = Some(report.datums_time.as_secs_f64());
             self.datums = Some(Datums {
                 ran: report.datum_times.len(),
-                reused: report.datums_reused,
+                reused: report.datums_reused.len(),
             });
         }
         self
