@@ -19,6 +19,18 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The test fixtures: the test builders (`builders/shtest`) and pipelines.
+pub fn fixtures_root() -> PathBuf {
+    repo_root().join("tests/fixtures")
+}
+
+/// A runtime and a connected engine, for tests that are not async.
+pub fn engine() -> (tokio::runtime::Runtime, Engine) {
+    let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let engine = rt.block_on(require_engine());
+    (rt, engine)
+}
+
 /// A connected engine, or a panic that names what is missing and how to fix it.
 pub async fn require_engine() -> Engine {
     match Engine::connect().await {
@@ -289,10 +301,9 @@ impl Sandbox {
     /// Connects to the engine (or fails saying what is missing) and builds
     /// the `shtest` builder of `tests/fixtures/builders`.
     pub fn with_shtest() -> Sandbox {
-        let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
-        let engine = rt.block_on(require_engine());
+        let (rt, engine) = engine();
         let run = RunId::new();
-        let builders = repo_root().join("tests/fixtures/builders");
+        let builders = fixtures_root().join("builders");
         let runner = ephemeral_runner(&engine, &builders, &run);
         let (_, builder) = rt
             .block_on(runner.ensure_builder("shtest", &mut |line| print_setup_line("shtest", line)))

@@ -8,11 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use assert_cmd::Command;
-use e2e::{repo_root, xtask, TEST_PREFIX};
-
-fn fixtures_root() -> PathBuf {
-    repo_root().join("tests/fixtures")
-}
+use e2e::{fixtures_root, xtask, TEST_PREFIX};
 
 fn pipeline(name: &str) -> PathBuf {
     fixtures_root().join("pipelines").join(name)

@@ -7,7 +7,7 @@
 //! A custom test main builds the `shtest` builder once (ephemeral), runs the
 //! scenarios and prints `N passed, M failed`. An argument filters by name.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,22 +16,8 @@ use e2e::process::{
     assert_no_panic, gone_within, objects_of, run_id_of, run_until, signal, xtask_process,
 };
 use e2e::proxy::Proxy;
-use e2e::{repo_root, require_engine, TEST_PREFIX as PREFIX};
+use e2e::{engine, fixtures_root, TEST_PREFIX as PREFIX};
 use harness::engine::Engine;
-
-fn fixtures_root() -> PathBuf {
-    repo_root().join("tests/fixtures")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().expect("a tokio runtime")
-}
-
-fn engine() -> (tokio::runtime::Runtime, Engine) {
-    let rt = runtime();
-    let engine = rt.block_on(require_engine());
-    (rt, engine)
-}
 
 // ----- a pipeline whose build or datum is slow ---------------------------------
 
@@ -175,7 +161,7 @@ fn remove_image(tag: &str) {
 /// comes back.
 fn the_proxy_cuts_and_reopens() {
     let proxy = Proxy::start();
-    let rt = runtime();
+    let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
     rt.block_on(async {
         let engine = Engine::connect_to(&proxy.host())
             .await

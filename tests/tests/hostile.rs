@@ -18,22 +18,8 @@ use e2e::process::{
     xtask_process_with_prefix,
 };
 use e2e::proxy::Proxy;
-use e2e::{ephemeral_runner, repo_root, require_engine, Scenario};
+use e2e::{engine, ephemeral_runner, fixtures_root, Scenario};
 use harness::engine::{Engine, RunId};
-
-fn fixtures_root() -> PathBuf {
-    repo_root().join("tests/fixtures")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().expect("a tokio runtime")
-}
-
-fn engine() -> (tokio::runtime::Runtime, Engine) {
-    let rt = runtime();
-    let engine = rt.block_on(require_engine());
-    (rt, engine)
-}
 
 /// A build pipeline on the shtest builder in a temporary folder: `main.sh`
 /// is the datum's program, input repo `data` (glob `glob`) holds `files`.

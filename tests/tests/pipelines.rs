@@ -10,14 +10,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use e2e::{repo_root, require_engine, xtask, TEST_PREFIX as PREFIX};
+use e2e::process::run_id_of;
+use e2e::{fixtures_root, require_engine, xtask, TEST_PREFIX as PREFIX};
 use harness::engine::labels::{LABEL_CACHE_SCOPE, LABEL_KIND, LABEL_RUN};
 use harness::engine::RunId;
 use predicates::prelude::*;
-
-fn fixtures_root() -> PathBuf {
-    repo_root().join("tests/fixtures")
-}
 
 fn pipeline(name: &str) -> PathBuf {
     fixtures_root().join("pipelines").join(name)
@@ -40,17 +37,6 @@ fn runtime() -> tokio::runtime::Runtime {
 /// other runs may start or end containers at any time.
 fn session_containers() -> Vec<(String, String)> {
     runtime().block_on(async { e2e::session_containers(&require_engine().await).await })
-}
-
-/// The run id a `cargo xtask run` printed on stderr.
-fn run_id_of(stderr: &str) -> String {
-    stderr
-        .lines()
-        .find_map(|l| {
-            l.rsplit_once("(run ")
-                .map(|(_, id)| id.trim_end_matches(')').to_string())
-        })
-        .unwrap_or_else(|| panic!("no run id in:\n{stderr}"))
 }
 
 /// Containers of one run (other users of the engine are left out).

@@ -5,15 +5,10 @@
 //! (ephemeral) and removed at the end, as in `cli.rs`.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use e2e::{repo_root, TEST_PREFIX};
-
-fn fixtures_root() -> PathBuf {
-    repo_root().join("tests/fixtures")
-}
+use e2e::{fixtures_root, TEST_PREFIX};
 
 /// `cargo xtask ARGS` against the test builders, with no CI, color or
 /// terminal settings inherited from whoever runs the test.
